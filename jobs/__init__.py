@@ -1,0 +1,1 @@
+"""Entry points and wiring: the ``riverflink`` command and the job graph."""

@@ -1,0 +1,63 @@
+"""A StreamExecutionEnvironment configured from Settings: the only place that knows Flink option names."""
+
+import logging
+import os
+import pathlib
+import site
+import sys
+
+from pyflink.common import Configuration
+from pyflink.datastream import CheckpointingMode, RuntimeExecutionMode, StreamExecutionEnvironment
+
+from jobs.settings import Settings
+
+__all__ = ["create_environment", "PROJECT_ROOT"]
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESTART_ATTEMPTS = 3
+RESTART_DELAY = "2 s"
+
+
+def _expose_python_path() -> None:
+    """Let Python workers import pyflink, river and this project.
+
+    In thread mode, Flink embeds an interpreter (pemja) that starts from the
+    base installation, not from the virtual environment running the client:
+    without PYTHONPATH it cannot even import pemja. The JVM inherits this
+    process's environment, so this must run before the first Flink call.
+    """
+    wanted = [str(PROJECT_ROOT), *site.getsitepackages()]
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(wanted + current))
+
+
+def flink_configuration(settings: Settings) -> Configuration:
+    config = Configuration()
+    config.set_string("python.executable", sys.executable)
+    config.set_string("python.client.executable", sys.executable)
+    config.set_string("python.execution-mode", settings.execution_mode)
+    config.set_string("state.backend.type", settings.state_backend)
+    config.set_string("restart-strategy.type", "fixed-delay")
+    config.set_string("restart-strategy.fixed-delay.attempts", str(RESTART_ATTEMPTS))
+    config.set_string("restart-strategy.fixed-delay.delay", RESTART_DELAY)
+    # A slow Python operator holds aligned barriers behind in-flight records.
+    config.set_string("execution.checkpointing.unaligned.enabled", "true")
+    if settings.checkpoint_dir is not None:
+        config.set_string("execution.checkpointing.dir", pathlib.Path(settings.checkpoint_dir).resolve().as_uri())
+    return config
+
+
+def create_environment(settings: Settings) -> StreamExecutionEnvironment:
+    """An environment for ``settings``: STREAMING mode even for bounded inputs.
+
+    BATCH mode would discard a key's state when it moves on to the next key and
+    does not keep per-key order, both fatal to per-key online learning.
+    """
+    _expose_python_path()
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings))
+    env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
+    env.set_parallelism(settings.parallelism)
+    env.enable_checkpointing(Settings.ms(settings.checkpoint_interval), CheckpointingMode.EXACTLY_ONCE)
+    return env

@@ -1,0 +1,100 @@
+"""The riverflink job: source -> decode -> key_by(key) -> learn -> sinks.
+
+A job module only wires; decoding, learning and state live in ``operators/``
+and ``state/``.
+"""
+
+import logging
+
+from pyflink.common import Encoder, Types, WatermarkStrategy
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream.connectors.file_system import (
+    BucketAssigner, FileSink, FileSource, OutputFileConfig, StreamFormat,
+)
+
+from jobs.flink_env import create_environment
+from jobs.model_spec import load_template
+from jobs.settings import Settings
+from operators.decode import DecodeFunction
+from operators.learner import LearnerFunction
+from operators.model_kinds import make_metric
+from operators.outputs import DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
+from operators.overall_metric import ALL_KEYS, OverallMetricFunction
+from state.envelope import dump_state
+
+__all__ = ["build_job", "run_job"]
+
+logger = logging.getLogger(__name__)
+
+
+def _file_sink(path: str, name: str) -> FileSink:
+    return (
+        FileSink.for_row_format(path, Encoder.simple_string_encoder())
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+        .with_output_file_config(OutputFileConfig.builder().with_part_prefix(name).with_part_suffix(".jsonl").build())
+        .build()
+    )
+
+
+def build_job(env: StreamExecutionEnvironment, settings: Settings) -> None:
+    """Add riverflink's operator graph for ``settings`` to ``env``."""
+    template, kind = load_template(settings.model)
+    metric = make_metric(kind, settings.metric, template)
+    _add_graph(env, settings, template, kind, metric)
+
+
+def _add_graph(env, settings: Settings, template, kind, metric) -> None:
+
+    source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), *settings.inputs).build()
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "files").uid("source-files")
+
+    events = lines.process(DecodeFunction(), output_type=Types.PICKLED_BYTE_ARRAY()).name("decode").uid("decode")
+
+    learner = LearnerFunction(
+        template=dump_state(template),
+        kind=kind,
+        metric_name=settings.metric,
+        label_ttl_ms=Settings.ms(settings.label_ttl),
+        metrics_interval_ms=Settings.ms(settings.metrics_interval),
+        snapshot_interval_ms=Settings.ms(settings.snapshot_interval),
+    )
+    predictions = (
+        events.key_by(lambda event: event.key, key_type=Types.STRING())
+        .process(learner, output_type=Types.STRING())
+        .name("learn")
+        .uid("learner")
+    )
+
+    dead_letters = events.get_side_output(DEAD_LETTERS).union(predictions.get_side_output(DEAD_LETTERS))
+    sinks = {
+        "predictions": predictions,
+        "dead_letters": dead_letters,
+        "models_out": predictions.get_side_output(MODEL_SNAPSHOTS),
+    }
+    if metric is not None and settings.metrics is not None:
+        overall = (
+            predictions.get_side_output(METRIC_UPDATES)
+            .key_by(lambda _: ALL_KEYS, key_type=Types.STRING())
+            .process(
+                OverallMetricFunction(dump_state(metric), Settings.ms(settings.metrics_interval)),
+                output_type=Types.STRING(),
+            )
+            .name("overall-metric")
+            .uid("overall-metric")
+        )
+        sinks["metrics"] = predictions.get_side_output(METRICS).union(overall)
+    for name, stream in sinks.items():
+        destination = settings.outputs[name]
+        if destination is not None:
+            stream.sink_to(_file_sink(destination, name.replace("_", "-"))).name(f"sink-{name}").uid(f"sink-{name}")
+
+
+def run_job(settings: Settings):
+    """Build and run the job on the embedded mini-cluster; returns Flink's JobExecutionResult."""
+    # The model spec and metric are checked before the JVM starts: a bad one costs no job.
+    template, kind = load_template(settings.model)
+    metric = make_metric(kind, settings.metric, template)
+    env = create_environment(settings)
+    _add_graph(env, settings, template, kind, metric)
+    logger.info("submitting %s (parallelism %d)", settings.job_name, settings.parallelism)
+    return env.execute(settings.job_name)

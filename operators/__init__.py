@@ -1,0 +1,1 @@
+"""Keyed stateful operators: Flink adapters around Flink-free learning logic."""

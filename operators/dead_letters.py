@@ -1,0 +1,57 @@
+"""Dead letters: what a rejected record becomes, with a short stable reason code.
+
+The codes are part of the output contract (users alert and filter on them), so
+they live in one place and never change meaning.
+"""
+
+import dataclasses
+import json
+
+__all__ = ["Reason", "DeadLetter", "RAW_LIMIT"]
+
+RAW_LIMIT = 2000  # characters of the original record kept in a dead letter
+
+
+class Reason:
+    """Stable reason codes of dead letters."""
+
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    MISSING_KEY = "missing_key"
+    INVALID_KEY = "invalid_key"
+    INVALID_FEATURES = "invalid_features"
+    NON_FINITE = "non_finite_value"
+    INVALID_TARGET = "invalid_target"
+    INVALID_ID = "invalid_id"
+    INVALID_TS = "invalid_ts"
+    NOTHING_TO_DO = "nothing_to_do"
+    UNKNOWN_ID = "unknown_id"
+    EXPIRED_ID = "expired_id"
+    MODEL_ERROR = "model_error"
+
+    ALL = frozenset(
+        {
+            NOT_JSON, NOT_OBJECT, MISSING_KEY, INVALID_KEY, INVALID_FEATURES, NON_FINITE,
+            INVALID_TARGET, INVALID_ID, INVALID_TS, NOTHING_TO_DO, UNKNOWN_ID, EXPIRED_ID,
+            MODEL_ERROR,
+        }
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that was rejected, and why. ``raw`` is truncated to ``RAW_LIMIT``."""
+
+    raw: str
+    reason: str
+    detail: str
+    key: str | None = None
+
+    def to_json(self) -> str:
+        """The dead-letter output line.
+
+        >>> DeadLetter("{", Reason.NOT_JSON, "Expecting value").to_json()
+        '{"raw": "{", "reason": "not_json", "detail": "Expecting value", "key": null}'
+        """
+        record = {"raw": self.raw[:RAW_LIMIT], "reason": self.reason, "detail": self.detail, "key": self.key}
+        return json.dumps(record)

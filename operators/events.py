@@ -1,0 +1,149 @@
+"""The edge of the pipeline: one raw JSON line becomes a validated Event or a dead letter.
+
+River accepts a NaN feature silently and then predicts NaN for that key
+forever, and a nested object makes most models raise deep inside ``learn_one``.
+Everything a model could choke on is therefore refused here, before any state
+is touched.
+"""
+
+import dataclasses
+import datetime
+import json
+import math
+import numbers
+
+from operators.dead_letters import DeadLetter, Reason
+
+__all__ = ["Event", "decode_event"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """One validated event.
+
+    ``x`` holds only finite numbers, strings and bools: a ``null`` feature is
+    dropped, which is river's way of saying "missing". ``ts`` is epoch seconds.
+    ``raw`` keeps the original line so a later failure (a model error, an
+    unknown id) can still produce a dead letter with it.
+    """
+
+    key: str
+    x: dict | None
+    y: float | bool | str | None
+    id: str | None
+    ts: float | None
+    raw: str
+
+    @property
+    def is_label_only(self) -> bool:
+        return self.x is None and self.y is not None
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_event(line: str) -> Event | DeadLetter:
+    """Validate one JSON line.
+
+    >>> decode_event('{"key": 7, "x": {"a": 1.5, "b": null}, "y": true}')
+    Event(key='7', x={'a': 1.5}, y=True, id=None, ts=None, raw='{"key": 7, "x": {"a": 1.5, "b": null}, "y": true}')
+    >>> decode_event('{"key": "k", "x": {"a": NaN}}').reason
+    'non_finite_value'
+    """
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        return DeadLetter(line, Reason.NOT_JSON, str(exc))
+    if not isinstance(record, dict):
+        return DeadLetter(line, Reason.NOT_OBJECT, f"a JSON {type(record).__name__} is not an event object")
+    key = None
+    try:
+        key = _key(record)
+        x = _features(record.get("x"))
+        y = _target(record.get("y"))
+        event_id = _event_id(record.get("id"))
+        ts = _timestamp(record.get("ts"))
+    except _Rejected as rejected:
+        return DeadLetter(line, rejected.reason, rejected.detail, key)
+    if x is None and y is None:
+        return DeadLetter(line, Reason.NOTHING_TO_DO, "an event needs features 'x', a target 'y', or both", key)
+    if x is None and event_id is None:
+        return DeadLetter(line, Reason.NOTHING_TO_DO, "a label without 'x' needs the 'id' of its prediction", key)
+    return Event(key=key, x=x, y=y, id=event_id, ts=ts, raw=line)
+
+
+def _key(record: dict) -> str:
+    if "key" not in record or record["key"] is None:
+        raise _Rejected(Reason.MISSING_KEY, "the event has no 'key'")
+    key = record["key"]
+    if isinstance(key, bool) or not isinstance(key, (str, int)):
+        raise _Rejected(Reason.INVALID_KEY, f"'key' must be a string or an integer, not {type(key).__name__}")
+    key = str(key)
+    if not key:
+        raise _Rejected(Reason.INVALID_KEY, "'key' is an empty string")
+    return key
+
+
+def _features(x) -> dict | None:
+    if x is None:
+        return None
+    if not isinstance(x, dict):
+        raise _Rejected(Reason.INVALID_FEATURES, f"'x' must be an object, not {type(x).__name__}")
+    features = {}
+    for name, value in x.items():
+        if value is None:
+            continue
+        if isinstance(value, (bool, str)):
+            features[name] = value
+        elif isinstance(value, numbers.Real):
+            if not math.isfinite(value):
+                raise _Rejected(Reason.NON_FINITE, f"feature {name!r} is {value}")
+            features[name] = value
+        else:
+            raise _Rejected(
+                Reason.INVALID_FEATURES,
+                f"feature {name!r} is a {type(value).__name__}; features must be numbers, strings, bools or null",
+            )
+    return features
+
+
+def _target(y):
+    if y is None or isinstance(y, (bool, str)):
+        return y
+    if isinstance(y, numbers.Real):
+        if not math.isfinite(y):
+            raise _Rejected(Reason.NON_FINITE, f"target 'y' is {y}")
+        return y
+    raise _Rejected(Reason.INVALID_TARGET, f"'y' must be a number, bool or string, not {type(y).__name__}")
+
+
+def _event_id(event_id) -> str | None:
+    if event_id is None:
+        return None
+    if isinstance(event_id, bool) or not isinstance(event_id, (str, int)):
+        raise _Rejected(Reason.INVALID_ID, f"'id' must be a string, not {type(event_id).__name__}")
+    return str(event_id)
+
+
+def _timestamp(ts) -> float | None:
+    if ts is None:
+        return None
+    if isinstance(ts, bool):
+        raise _Rejected(Reason.INVALID_TS, "'ts' must be epoch seconds or an ISO-8601 string, not a bool")
+    if isinstance(ts, numbers.Real):
+        if not math.isfinite(ts):
+            raise _Rejected(Reason.NON_FINITE, f"'ts' is {ts}")
+        return float(ts)
+    if isinstance(ts, str):
+        try:
+            moment = datetime.datetime.fromisoformat(ts)
+        except ValueError as exc:
+            raise _Rejected(Reason.INVALID_TS, f"'ts' is not ISO-8601: {exc}") from exc
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        return moment.timestamp()
+    raise _Rejected(Reason.INVALID_TS, f"'ts' must be epoch seconds or an ISO-8601 string, not {type(ts).__name__}")

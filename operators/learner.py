@@ -1,0 +1,129 @@
+"""Flink adapter of the learning step: one river model per key in managed keyed state.
+
+Only state transport lives here: read the key's envelope, hand it to
+``operators.learning.LearningStep``, write it back when it changed, emit. The
+key's bytes in Flink state are current after every event, so whatever a
+checkpoint barrier captures is exactly the models as of that point of the
+stream: recovery replays from there and nothing is learned twice.
+
+Timers: every key has an event-time timer at the end of time, which fires when
+a bounded input ends (final metric and model snapshot), and processing-time
+timers on interval boundaries for periodic metrics, snapshots and label expiry.
+"""
+
+import base64
+import logging
+import time
+
+from pyflink.datastream import KeyedProcessFunction
+from pyflink.datastream.time_domain import TimeDomain
+
+from operators.learning import LearningStep, to_json
+from operators.model_kinds import Kind, make_metric
+from operators.outputs import DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
+from state.descriptors import event_ids_descriptor, key_state_descriptor
+from state.envelope import dump_state, load_state
+
+__all__ = ["LearnerFunction", "END_OF_INPUT", "next_boundary"]
+
+logger = logging.getLogger(__name__)
+
+END_OF_INPUT = 2**63 - 1  # Flink's maximum watermark: reached only when a bounded input ends
+
+
+def next_boundary(now_ms: int, interval_ms: int) -> int:
+    """The next multiple of ``interval_ms``: keys updated in one interval share one timer time."""
+    return (now_ms // interval_ms + 1) * interval_ms
+
+
+class LearnerFunction(KeyedProcessFunction):
+    """Keyed learner. ``template`` is the envelope of the model every new key starts from."""
+
+    def __init__(
+        self,
+        template: bytes,
+        kind: Kind,
+        metric_name: str | None,
+        label_ttl_ms: int | None,
+        metrics_interval_ms: int,
+        snapshot_interval_ms: int,
+    ):
+        self.template = template
+        self.kind = kind
+        self.metric_name = metric_name
+        self.label_ttl_ms = label_ttl_ms
+        self.metrics_interval_ms = metrics_interval_ms
+        self.snapshot_interval_ms = snapshot_interval_ms
+
+    def open(self, runtime_context):
+        template = load_state(self.template)
+        self.metric_template = make_metric(self.kind, self.metric_name, template)
+        self.step = LearningStep(
+            self.kind,
+            new_model=template.clone,
+            new_metric=lambda: None if self.metric_template is None else self.metric_template.clone(),
+            label_ttl_ms=self.label_ttl_ms,
+        )
+        self.key_state = runtime_context.get_state(key_state_descriptor())
+        self.ids = runtime_context.get_map_state(event_ids_descriptor())
+        group = runtime_context.get_metrics_group()
+        self.predicted = group.counter("events_predicted")
+        self.learned = group.counter("events_learned")
+        self.dead_lettered = group.counter("events_dead_lettered")
+        self.duplicates = group.counter("duplicates_dropped")
+        self.keys_created = group.counter("keys_created")
+        self.process_time = group.distribution("event_process_time_us")
+
+    def process_element(self, event, ctx):
+        started = time.perf_counter()
+        timers = ctx.timer_service()
+        now_ms = timers.current_processing_time()
+        blob = self.key_state.value()
+        state = self.step.new_state() if blob is None else load_state(blob)
+        outcome = self.step.process(state, self.ids, event, now_ms)
+        if outcome.state_changed:
+            self.key_state.update(dump_state(state))
+            if blob is None:
+                self.keys_created.inc()
+                timers.register_event_time_timer(END_OF_INPUT)
+            timers.register_processing_time_timer(next_boundary(now_ms, self.metrics_interval_ms))
+            timers.register_processing_time_timer(next_boundary(now_ms, self.snapshot_interval_ms))
+        if outcome.prediction is not None:
+            self.predicted.inc()
+            if self.label_ttl_ms is not None and event.y is None and event.id is not None:
+                timers.register_processing_time_timer(next_boundary(now_ms + self.label_ttl_ms, 1000))
+            yield outcome.prediction.to_json()
+        if outcome.learned:
+            self.learned.inc()
+        if outcome.metric_update is not None:
+            yield METRIC_UPDATES, outcome.metric_update
+        if outcome.dead_letter is not None:
+            self.dead_lettered.inc()
+            yield DEAD_LETTERS, outcome.dead_letter.to_json()
+        if outcome.duplicate:
+            self.duplicates.inc()
+        self.process_time.update(int((time.perf_counter() - started) * 1e6))
+
+    def on_timer(self, timestamp, ctx):
+        now_ms = ctx.timer_service().current_processing_time()
+        end_of_input = ctx.time_domain() == TimeDomain.EVENT_TIME
+        if self.label_ttl_ms is not None and not end_of_input:
+            self.step.expire(self.ids, now_ms)
+        blob = self.key_state.value()
+        if blob is None:
+            return
+        state = load_state(blob)
+        key = ctx.get_current_key()
+        if end_of_input or timestamp % self.metrics_interval_ms == 0:
+            if state.metric is not None:
+                record = {
+                    "key": key, "metric": type(state.metric).__name__, "value": state.metric.get(),
+                    "n": state.metric_n, "ts": now_ms / 1000,
+                }
+                yield METRICS, to_json(record)
+        if end_of_input or timestamp % self.snapshot_interval_ms == 0:
+            snapshot = {
+                "key": key, "model_version": state.model_version,
+                "model": base64.b64encode(dump_state(state.model)).decode(),
+            }
+            yield MODEL_SNAPSHOTS, to_json(snapshot)

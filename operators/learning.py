@@ -1,0 +1,183 @@
+"""The learning step for one key: what one event does to a key's model, with no Flink in sight.
+
+Flink's adapter (``operators.learner``) only moves state in and out; every rule
+of SPEC §1 lives here so it can be tested, and compared with plain river,
+without a JVM.
+
+Contract with the caller: ``process`` mutates ``state`` and ``ids`` in place
+when the event is applied. When the model raises, the outcome carries a
+``model_error`` dead letter and ``ids`` is untouched, but ``state.model`` may
+be half-updated: the caller must discard it and keep the last stored bytes
+(the Flink adapter simply does not write them back).
+"""
+
+import dataclasses
+import json
+import logging
+import typing
+
+from operators.dead_letters import DeadLetter, Reason
+from operators.events import Event
+from operators.model_kinds import Kind, Predictor
+
+__all__ = ["KeyState", "Prediction", "Outcome", "LearningStep", "PENDING", "DONE", "EXPIRED", "to_json"]
+
+logger = logging.getLogger(__name__)
+
+# Status of an event id in a key's id map. A pending entry is
+# (PENDING, x, for_metric, kept_at_ms); the others are a 1-tuple.
+PENDING = "pending"
+DONE = "done"
+EXPIRED = "expired"
+
+
+def _json_default(value):
+    """JSON for what river returns besides plain Python: numpy scalars and the like."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def to_json(record: dict) -> str:
+    return json.dumps(record, default=_json_default)
+
+
+@dataclasses.dataclass
+class KeyState:
+    """Everything one key owns, stored as one envelope in Flink's keyed state."""
+
+    model: typing.Any
+    metric: typing.Any = None
+    model_version: int = 0  # learn steps made so far
+    metric_n: int = 0  # metric updates made so far
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Prediction:
+    key: str
+    id: str | None
+    ts: float | None
+    prediction: typing.Any
+    model_version: int
+    extras: dict
+
+    def to_json(self) -> str:
+        record = {
+            "key": self.key, "id": self.id, "ts": self.ts,
+            "prediction": self.prediction, "model_version": self.model_version,
+        }
+        for name, value in self.extras.items():
+            # JSON object keys are strings: class labels become their str()
+            record[name] = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+        return to_json(record)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one event did. ``metric_update`` is ``(y, for_metric)`` for the all-keys metric."""
+
+    prediction: Prediction | None = None
+    metric_update: tuple | None = None
+    dead_letter: DeadLetter | None = None
+    learned: bool = False
+    duplicate: bool = False
+
+    @property
+    def state_changed(self) -> bool:
+        return self.learned or self.metric_update is not None
+
+
+_DUPLICATE = Outcome(duplicate=True)
+
+
+class LearningStep:
+    """Applies events to one key's state, in arrival order (SPEC §1).
+
+    Args:
+        kind: what the model is.
+        new_model: returns a fresh model for a new key (``template.clone()`` or a warm copy).
+        new_metric: returns a fresh metric, or ``None`` for no metric.
+        label_ttl_ms: how long a prediction waits for its label; ``None`` is forever.
+    """
+
+    def __init__(self, kind: Kind, new_model, new_metric, label_ttl_ms: int | None = None):
+        self.kind = kind
+        self.new_model = new_model
+        self.new_metric = new_metric
+        self.label_ttl_ms = label_ttl_ms
+        self.predictor = Predictor.for_model(kind, new_metric())
+
+    def new_state(self) -> KeyState:
+        return KeyState(model=self.new_model(), metric=self.new_metric())
+
+    def process(self, state: KeyState, ids, event: Event, now_ms: int) -> Outcome:
+        """Apply ``event`` to ``state``; ``ids`` maps event ids to their status (see module doc)."""
+        kept = ids.get(event.id) if event.id is not None else None
+        if event.is_label_only:
+            return self._label(state, ids, event, kept, now_ms)
+        if kept is not None:
+            return _DUPLICATE
+        try:
+            prediction, for_metric, extras = self.predictor.predict(state.model, event.x)
+            learns = event.y is not None or not self.kind.supervised
+            if learns:
+                self.predictor.learn(state.model, event.x, event.y)
+            metric_update = None if event.y is None else self._update_metric(state, event.y, for_metric)
+        except Exception as exc:  # any model failure becomes a dead letter; the caller rolls back
+            return self._model_error(event, exc)
+        served = Prediction(event.key, event.id, event.ts, prediction, state.model_version, extras)
+        if event.y is None and event.id is not None:
+            ids[event.id] = (PENDING, event.x if self.kind.supervised else None, for_metric, now_ms)
+        if event.y is not None and event.id is not None:
+            ids[event.id] = (DONE,)
+        if learns:
+            state.model_version += 1
+        return Outcome(prediction=served, metric_update=metric_update, learned=learns)
+
+    def _label(self, state: KeyState, ids, event: Event, kept, now_ms: int) -> Outcome:
+        if kept is None:
+            detail = f"no prediction with id {event.id!r} is waiting for a label"
+            return Outcome(dead_letter=DeadLetter(event.raw, Reason.UNKNOWN_ID, detail, event.key))
+        status = kept[0]
+        if status == DONE:
+            return _DUPLICATE
+        if status == EXPIRED or self._expired(kept, now_ms):
+            ids[event.id] = (EXPIRED,)
+            detail = f"the prediction with id {event.id!r} waited longer than the label TTL"
+            return Outcome(dead_letter=DeadLetter(event.raw, Reason.EXPIRED_ID, detail, event.key))
+        _, x, for_metric, _ = kept
+        learns = self.kind.supervised
+        try:
+            if learns:
+                self.predictor.learn(state.model, x, event.y)
+            metric_update = self._update_metric(state, event.y, for_metric)
+        except Exception as exc:  # any model failure becomes a dead letter; the caller rolls back
+            return self._model_error(event, exc)
+        if learns:
+            state.model_version += 1
+        ids[event.id] = (DONE,)
+        return Outcome(metric_update=metric_update, learned=learns)
+
+    def expire(self, ids, now_ms: int) -> int:
+        """Mark pending predictions older than the label TTL as expired; return how many."""
+        expired = [event_id for event_id, kept in ids.items() if kept[0] == PENDING and self._expired(kept, now_ms)]
+        for event_id in expired:
+            ids[event_id] = (EXPIRED,)
+        return len(expired)
+
+    def _expired(self, kept, now_ms: int) -> bool:
+        return self.label_ttl_ms is not None and kept[0] == PENDING and now_ms - kept[3] > self.label_ttl_ms
+
+    @staticmethod
+    def _update_metric(state: KeyState, y, for_metric) -> tuple | None:
+        # As river's progressive validation: a model with nothing to say is not scored.
+        if state.metric is None or for_metric is None or for_metric == {}:
+            return None
+        state.metric.update(y, for_metric)
+        state.metric_n += 1
+        return (y, for_metric)
+
+    @staticmethod
+    def _model_error(event: Event, exc: Exception) -> Outcome:
+        detail = f"{type(exc).__name__}: {exc}"
+        return Outcome(dead_letter=DeadLetter(event.raw, Reason.MODEL_ERROR, detail, event.key))

@@ -1,0 +1,51 @@
+"""The all-keys progressive metric (``"key": null`` in the metrics output).
+
+Every per-key metric update is also sent here, on a single key, so the overall
+figure is computed over all events exactly as river would over the whole
+stream, rather than approximated by combining per-key figures.
+"""
+
+from pyflink.datastream import KeyedProcessFunction
+
+from operators.learner import END_OF_INPUT, next_boundary
+from operators.learning import to_json
+from state.descriptors import overall_metric_descriptor
+from state.envelope import dump_state, load_state
+
+__all__ = ["OverallMetricFunction", "ALL_KEYS"]
+
+ALL_KEYS = "__all__"
+
+
+class OverallMetricFunction(KeyedProcessFunction):
+    """Keyed by ``ALL_KEYS``. ``metric_template`` is the envelope of a fresh metric."""
+
+    def __init__(self, metric_template: bytes, interval_ms: int):
+        self.metric_template = metric_template
+        self.interval_ms = interval_ms
+
+    def open(self, runtime_context):
+        self.fresh_metric = load_state(self.metric_template)
+        self.metric_state = runtime_context.get_state(overall_metric_descriptor())
+
+    def process_element(self, update, ctx):
+        blob = self.metric_state.value()
+        if blob is None:
+            metric, n = self.fresh_metric.clone(), 0
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+        else:
+            metric, n = load_state(blob)
+        y, for_metric = update
+        metric.update(y, for_metric)
+        self.metric_state.update(dump_state((metric, n + 1)))
+        now_ms = ctx.timer_service().current_processing_time()
+        ctx.timer_service().register_processing_time_timer(next_boundary(now_ms, self.interval_ms))
+        return iter(())
+
+    def on_timer(self, timestamp, ctx):
+        blob = self.metric_state.value()
+        if blob is None:
+            return
+        metric, n = load_state(blob)
+        now_ms = ctx.timer_service().current_processing_time()
+        yield to_json({"key": None, "metric": type(metric).__name__, "value": metric.get(), "n": n, "ts": now_ms / 1000})

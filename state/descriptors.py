@@ -1,0 +1,29 @@
+"""Names and types of riverflink's keyed state.
+
+Savepoints find state by operator uid and descriptor name, so these names are
+part of the upgrade contract: change them and old savepoints no longer restore.
+"""
+
+from pyflink.common import Types
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+__all__ = ["key_state_descriptor", "event_ids_descriptor", "overall_metric_descriptor"]
+
+
+def key_state_descriptor() -> ValueStateDescriptor:
+    """The key's model, metric and counters: one versioned envelope (``state.envelope``)."""
+    return ValueStateDescriptor("key_state", Types.PICKLED_BYTE_ARRAY())
+
+
+def event_ids_descriptor() -> MapStateDescriptor:
+    """Event id -> its status: pending (features and prediction kept for the label), done, expired.
+
+    The map key is a STRING on purpose: a pickled map key never matches on the
+    heap backend in thread mode.
+    """
+    return MapStateDescriptor("event_ids", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+
+
+def overall_metric_descriptor() -> ValueStateDescriptor:
+    """The all-keys metric and its update count, as one envelope."""
+    return ValueStateDescriptor("overall_metric", Types.PICKLED_BYTE_ARRAY())

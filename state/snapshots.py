@@ -1,0 +1,35 @@
+"""Loading the models a job published to ``--models-out``, to serve or inspect them outside Flink."""
+
+import base64
+import pathlib
+
+from state.destinations import read_records
+from state.envelope import load_state
+
+__all__ = ["load_latest_models"]
+
+
+def load_latest_models(destination: str | pathlib.Path) -> dict[str, object]:
+    """The latest model of every key in a models destination.
+
+    "Latest" is the snapshot with the highest ``model_version`` (the most
+    learn steps), so the answer does not depend on file order. A snapshot
+    written by another river version raises ``StateVersionError``.
+
+    >>> import tempfile, json, base64
+    >>> from river import linear_model
+    >>> from state.envelope import dump_state
+    >>> folder = tempfile.mkdtemp()
+    >>> blob = base64.b64encode(dump_state(linear_model.LinearRegression())).decode()
+    >>> with open(f"{folder}/part-0", "w") as f:
+    ...     _ = f.write(json.dumps({"key": "a", "model_version": 3, "model": blob}) + "\\n")
+    >>> models = load_latest_models(folder)
+    >>> list(models), type(models["a"]).__name__
+    (['a'], 'LinearRegression')
+    """
+    latest: dict[str, dict] = {}
+    for snapshot in read_records(destination):
+        known = latest.get(snapshot["key"])
+        if known is None or snapshot["model_version"] >= known["model_version"]:
+            latest[snapshot["key"]] = snapshot
+    return {key: load_state(base64.b64decode(snapshot["model"])) for key, snapshot in latest.items()}
