@@ -4,14 +4,16 @@ Each is an instance (every new key gets ``.clone()``) except ``forecaster``,
 a zero-argument factory, to show both spec forms.
 """
 
+import numbers
+
 from river import anomaly, cluster, compose, linear_model, optim, preprocessing, time_series
 
 # Per-entity classification: is this event fraudulent / will this user click?
 classifier = preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.SGD(0.1))
 
-# Per-entity regression: e.g. a chick's weight from its age.
+# Per-entity regression: e.g. a chick's weight from its age (numeric features only).
 regressor = (
-    compose.Select("time")
+    compose.SelectType(numbers.Number)
     | preprocessing.StandardScaler()
     | linear_model.LinearRegression(optimizer=optim.SGD(0.05), intercept_lr=0.5)
 )

@@ -16,6 +16,8 @@ __all__ = ["create_environment", "PROJECT_ROOT"]
 logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+WORKER_BOOT = pathlib.Path(__file__).resolve().parent / "worker_boot"  # see its sitecustomize.py
+WORKER_HASH_SEED = "0"
 RESTART_ATTEMPTS = 3
 RESTART_DELAY = "2 s"
 
@@ -28,9 +30,21 @@ def _expose_python_path() -> None:
     without PYTHONPATH it cannot even import pemja. The JVM inherits this
     process's environment, so this must run before the first Flink call.
     """
-    wanted = [str(PROJECT_ROOT), *site.getsitepackages()]
+    wanted = [str(PROJECT_ROOT), str(WORKER_BOOT), *site.getsitepackages()]
     current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(wanted + current))
+
+
+def _pin_hash_seed() -> None:
+    """Give Python workers a fixed hash seed unless the user chose one.
+
+    Some river models iterate over sets of feature names (KMeans' distances,
+    for one), so their results depend on the interpreter's string hash seed.
+    With a random seed per worker, a worker restarted after a failure would
+    learn differently from the one it replaces, and the models after recovery
+    would not equal those of an uninterrupted run.
+    """
+    os.environ.setdefault("PYTHONHASHSEED", WORKER_HASH_SEED)
 
 
 def flink_configuration(settings: Settings) -> Configuration:
@@ -56,6 +70,7 @@ def create_environment(settings: Settings) -> StreamExecutionEnvironment:
     does not keep per-key order, both fatal to per-key online learning.
     """
     _expose_python_path()
+    _pin_hash_seed()
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings))
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
     env.set_parallelism(settings.parallelism)

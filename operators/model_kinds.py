@@ -61,7 +61,7 @@ def kind_of(model) -> Kind:
         raise ModelSpecError(f"{name}: multi-output models are not supported")
     if river_inspect.isanomalydetector(model):
         return Kind.ANOMALY_DETECTOR
-    if isinstance(model, Forecaster):
+    if isinstance(river_inspect.extract_relevant(model), Forecaster):
         return Kind.FORECASTER
     if river_inspect.isclassifier(model):
         return Kind.CLASSIFIER

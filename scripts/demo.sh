@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Quickstart: per-chick weight models learned from river's ChickWeights data,
+# on Flink's embedded mini-cluster; prints a summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+out="${1:-out/demo}"
+rm -rf "$out"
+exec .venv/bin/riverflink run \
+  --model examples/models.py:regressor \
+  --input examples/data/chick_weights.jsonl \
+  --out "$out" --parallelism 2 --checkpoint-interval 2

@@ -1,0 +1,16 @@
+"""Test-session guards shared by every test module."""
+
+import os
+
+from jobs.flink_env import WORKER_HASH_SEED
+
+
+def pytest_configure(config):
+    # The reference loop runs in this process and the job in Flink's Python
+    # workers; models that iterate sets (KMeans) only agree if both use the
+    # same string hash seed. scripts/test.sh sets it.
+    if os.environ.get("PYTHONHASHSEED") != WORKER_HASH_SEED:
+        raise RuntimeError(
+            f"run the tests with PYTHONHASHSEED={WORKER_HASH_SEED} (scripts/test.sh sets it): "
+            "the plain-river reference must hash strings as riverflink's workers do"
+        )
