@@ -1,0 +1,65 @@
+"""``riverflink run`` from a shell: bad arguments are one line and no job; a good run prints a summary."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from tests.models import DATA, EXAMPLES
+
+RIVERFLINK = [sys.executable, "-m", "jobs.cli"]
+ROOT = EXAMPLES.parent.parent
+
+
+def riverflink(*args, env=None):
+    return subprocess.run([*RIVERFLINK, *args], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+
+
+def without_java() -> dict:
+    """An environment in which starting Flink's JVM would fail loudly, to prove no job is started."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "PATH")}
+    env["PATH"] = str(pathlib.Path(sys.executable).parent)
+    return env
+
+
+CHICKS = str(DATA / "chick_weights.jsonl")
+MODEL = f"{EXAMPLES}:regressor"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input", CHICKS], "the following arguments are required: --model"),
+        (["--model", "no_such.module:model", "--input", CHICKS], "cannot import"),
+        (["--model", "river.preprocessing:StandardScaler", "--input", CHICKS], "transformer"),
+        (["--model", MODEL, "--input", "no/such/file.jsonl"], "no such file or directory"),
+        (["--model", MODEL], "no input"),
+        (["--model", MODEL, "--input", CHICKS, "--parallelism", "0"], "--parallelism must be at least 1"),
+        (["--model", MODEL, "--input", CHICKS, "--state-backend", "memory"], "invalid choice: 'memory'"),
+        (["--model", MODEL, "--input", CHICKS, "--metric", "Nonsense"], "not a metric class"),
+        (["--model", MODEL, "--input", CHICKS, "--metric", "Accuracy"], "does not work with a regressor"),
+        (["--model", MODEL, "--input", CHICKS, "--checkpoint-interval", "-1"], "must be positive"),
+        (["--model", MODEL, "--input", CHICKS, "--predictions", "p", "--metrics", "p"], "share one destination"),
+        (["--model", MODEL, "--input", CHICKS, "--predictions", CHICKS], "is a file"),
+    ],
+)
+def test_bad_arguments_exit_non_zero_with_one_line_and_no_job(args, message, tmp_path):
+    done = riverflink("run", *args, "--out", str(tmp_path / "out"), env=without_java())
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("riverflink: error:") and message in lines[0], done.stderr
+    assert done.stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_prints_a_summary_a_person_can_read(tmp_path):
+    out = tmp_path / "out"
+    done = riverflink("run", "--model", MODEL, "--input", CHICKS, "--out", str(out), "--parallelism", "2",
+                      "--checkpoint-interval", "1")
+    assert done.returncode == 0, done.stderr
+    assert "578 events over 50 keys" in done.stdout
+    assert "MAE = " in done.stdout and "over 578 labelled events" in done.stdout
+    assert "dead letters          0 (none)" in done.stdout
+    assert "50 keys ->" in done.stdout
