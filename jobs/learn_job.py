@@ -44,12 +44,19 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings) -> None:
 
 
 def _add_graph(env, settings: Settings, template, kind, metric) -> None:
-
     source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), *settings.inputs).build()
     lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "files").uid("source-files")
 
-    events = lines.process(DecodeFunction(), output_type=Types.PICKLED_BYTE_ARRAY()).name("decode").uid("decode")
+    wants_dead_letters = settings.dead_letters is not None
+    events = (
+        lines.process(DecodeFunction(wants_dead_letters), output_type=Types.PICKLED_BYTE_ARRAY())
+        .name("decode")
+        .uid("decode")
+    )
 
+    wired = {DEAD_LETTERS: wants_dead_letters, MODEL_SNAPSHOTS: settings.models_out is not None}
+    wired[METRICS] = settings.metrics is not None and metric is not None
+    wired[METRIC_UPDATES] = wired[METRICS]
     learner = LearnerFunction(
         template=dump_state(template),
         kind=kind,
@@ -57,6 +64,7 @@ def _add_graph(env, settings: Settings, template, kind, metric) -> None:
         label_ttl_ms=Settings.ms(settings.label_ttl),
         metrics_interval_ms=Settings.ms(settings.metrics_interval),
         snapshot_interval_ms=Settings.ms(settings.snapshot_interval),
+        wired=frozenset(tag.tag_id for tag, on in wired.items() if on),
     )
     predictions = (
         events.key_by(lambda event: event.key, key_type=Types.STRING())
@@ -65,13 +73,12 @@ def _add_graph(env, settings: Settings, template, kind, metric) -> None:
         .uid("learner")
     )
 
-    dead_letters = events.get_side_output(DEAD_LETTERS).union(predictions.get_side_output(DEAD_LETTERS))
-    sinks = {
-        "predictions": predictions,
-        "dead_letters": dead_letters,
-        "models_out": predictions.get_side_output(MODEL_SNAPSHOTS),
-    }
-    if metric is not None and settings.metrics is not None:
+    sinks = {"predictions": predictions}
+    if wired[DEAD_LETTERS]:
+        sinks["dead_letters"] = events.get_side_output(DEAD_LETTERS).union(predictions.get_side_output(DEAD_LETTERS))
+    if wired[MODEL_SNAPSHOTS]:
+        sinks["models_out"] = predictions.get_side_output(MODEL_SNAPSHOTS)
+    if wired[METRICS]:
         overall = (
             predictions.get_side_output(METRIC_UPDATES)
             .key_by(lambda _: ALL_KEYS, key_type=Types.STRING())

@@ -10,6 +10,11 @@ __all__ = ["DecodeFunction"]
 
 
 class DecodeFunction(ProcessFunction):
+    """``emit_dead_letters``: whether the job consumes them (otherwise they are only counted)."""
+
+    def __init__(self, emit_dead_letters: bool):
+        self.emit_dead_letters = emit_dead_letters
+
     def open(self, runtime_context):
         self.dead_lettered = runtime_context.get_metrics_group().counter("decode_dead_lettered")
 
@@ -17,6 +22,7 @@ class DecodeFunction(ProcessFunction):
         decoded = decode_event(line)
         if isinstance(decoded, DeadLetter):
             self.dead_lettered.inc()
-            yield DEAD_LETTERS, decoded.to_json()
+            if self.emit_dead_letters:
+                yield DEAD_LETTERS, decoded.to_json()
         else:
             yield decoded

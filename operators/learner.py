@@ -47,6 +47,7 @@ class LearnerFunction(KeyedProcessFunction):
         label_ttl_ms: int | None,
         metrics_interval_ms: int,
         snapshot_interval_ms: int,
+        wired: frozenset = frozenset(),
     ):
         self.template = template
         self.kind = kind
@@ -54,6 +55,11 @@ class LearnerFunction(KeyedProcessFunction):
         self.label_ttl_ms = label_ttl_ms
         self.metrics_interval_ms = metrics_interval_ms
         self.snapshot_interval_ms = snapshot_interval_ms
+        # Which side outputs the job consumes: PyFlink fails on a record sent to any other.
+        self.emits_metrics = METRICS.tag_id in wired
+        self.emits_metric_updates = METRIC_UPDATES.tag_id in wired
+        self.emits_snapshots = MODEL_SNAPSHOTS.tag_id in wired
+        self.emits_dead_letters = DEAD_LETTERS.tag_id in wired
 
     def open(self, runtime_context):
         template = load_state(self.template)
@@ -86,8 +92,10 @@ class LearnerFunction(KeyedProcessFunction):
             if blob is None:
                 self.keys_created.inc()
                 timers.register_event_time_timer(END_OF_INPUT)
-            timers.register_processing_time_timer(next_boundary(now_ms, self.metrics_interval_ms))
-            timers.register_processing_time_timer(next_boundary(now_ms, self.snapshot_interval_ms))
+            if self.emits_metrics:
+                timers.register_processing_time_timer(next_boundary(now_ms, self.metrics_interval_ms))
+            if self.emits_snapshots:
+                timers.register_processing_time_timer(next_boundary(now_ms, self.snapshot_interval_ms))
         if outcome.prediction is not None:
             self.predicted.inc()
             if self.label_ttl_ms is not None and event.y is None and event.id is not None:
@@ -95,11 +103,12 @@ class LearnerFunction(KeyedProcessFunction):
             yield outcome.prediction.to_json()
         if outcome.learned:
             self.learned.inc()
-        if outcome.metric_update is not None:
+        if outcome.metric_update is not None and self.emits_metric_updates:
             yield METRIC_UPDATES, outcome.metric_update
         if outcome.dead_letter is not None:
             self.dead_lettered.inc()
-            yield DEAD_LETTERS, outcome.dead_letter.to_json()
+            if self.emits_dead_letters:
+                yield DEAD_LETTERS, outcome.dead_letter.to_json()
         if outcome.duplicate:
             self.duplicates.inc()
         self.process_time.update(int((time.perf_counter() - started) * 1e6))
@@ -114,14 +123,14 @@ class LearnerFunction(KeyedProcessFunction):
             return
         state = load_state(blob)
         key = ctx.get_current_key()
-        if end_of_input or timestamp % self.metrics_interval_ms == 0:
+        if self.emits_metrics and (end_of_input or timestamp % self.metrics_interval_ms == 0):
             if state.metric is not None:
                 record = {
                     "key": key, "metric": type(state.metric).__name__, "value": state.metric.get(),
                     "n": state.metric_n, "ts": now_ms / 1000,
                 }
                 yield METRICS, to_json(record)
-        if end_of_input or timestamp % self.snapshot_interval_ms == 0:
+        if self.emits_snapshots and (end_of_input or timestamp % self.snapshot_interval_ms == 0):
             snapshot = {
                 "key": key, "model_version": state.model_version,
                 "model": base64.b64encode(dump_state(state.model)).decode(),

@@ -111,3 +111,19 @@ def test_gzip_files_and_directories_are_read(tmp_path):
 
     expected, _ = river_loop(datagen.to_lines(events), template, "classifier", new_metric)
     assert outputs.predictions_by_id() == expected_predictions(expected)
+
+
+@pytest.mark.parametrize("options", [
+    {"state_backend": "rocksdb", "checkpoint_dir": "checkpoints"},
+    {"execution_mode": "process"},
+])
+def test_rocksdb_backend_and_process_mode_give_the_same_results(tmp_path, options):
+    spec, template, _, new_metric = example("regressor")
+    lines = datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("regressor", n_keys=15, n_events=400)))
+    if "checkpoint_dir" in options:
+        options = {**options, "checkpoint_dir": str(tmp_path / options["checkpoint_dir"])}
+    outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "in.jsonl", lines)], **options)
+    expected, _ = river_loop(lines, template, "regressor", new_metric)
+    assert outputs.predictions_by_id() == expected_predictions(expected)
+    final = outputs.final_metrics()
+    assert all(final[key]["value"] == result.metric.get() for key, result in expected.items())
