@@ -47,7 +47,7 @@ def _pin_hash_seed() -> None:
     os.environ.setdefault("PYTHONHASHSEED", WORKER_HASH_SEED)
 
 
-def flink_configuration(settings: Settings) -> Configuration:
+def flink_configuration(settings: Settings, checkpoint_dir: str) -> Configuration:
     config = Configuration()
     config.set_string("python.executable", sys.executable)
     config.set_string("python.client.executable", sys.executable)
@@ -58,20 +58,20 @@ def flink_configuration(settings: Settings) -> Configuration:
     config.set_string("restart-strategy.fixed-delay.delay", RESTART_DELAY)
     # A slow Python operator holds aligned barriers behind in-flight records.
     config.set_string("execution.checkpointing.unaligned.enabled", "true")
-    if settings.checkpoint_dir is not None:
-        config.set_string("execution.checkpointing.dir", pathlib.Path(settings.checkpoint_dir).resolve().as_uri())
+    # Always a file system: the JobManager's in-memory storage refuses state over 5 MB.
+    config.set_string("execution.checkpointing.dir", pathlib.Path(checkpoint_dir).resolve().as_uri())
     return config
 
 
-def create_environment(settings: Settings) -> StreamExecutionEnvironment:
-    """An environment for ``settings``: STREAMING mode even for bounded inputs.
+def create_environment(settings: Settings, checkpoint_dir: str) -> StreamExecutionEnvironment:
+    """An environment for ``settings``, checkpointing to ``checkpoint_dir``; STREAMING mode even for bounded inputs.
 
     BATCH mode would discard a key's state when it moves on to the next key and
     does not keep per-key order, both fatal to per-key online learning.
     """
     _expose_python_path()
     _pin_hash_seed()
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings))
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings, checkpoint_dir))
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
     env.set_parallelism(settings.parallelism)
     env.enable_checkpointing(Settings.ms(settings.checkpoint_interval), CheckpointingMode.EXACTLY_ONCE)

@@ -4,7 +4,9 @@ A job module only wires; decoding, learning and state live in ``operators/``
 and ``state/``.
 """
 
+import contextlib
 import logging
+import tempfile
 
 from pyflink.common import Encoder, Types, WatermarkStrategy
 from pyflink.datastream import StreamExecutionEnvironment
@@ -101,7 +103,11 @@ def run_job(settings: Settings):
     # The model spec and metric are checked before the JVM starts: a bad one costs no job.
     template, kind = load_template(settings.model)
     metric = make_metric(kind, settings.metric, template)
-    env = create_environment(settings)
-    _add_graph(env, settings, template, kind, metric)
-    logger.info("submitting %s (parallelism %d)", settings.job_name, settings.parallelism)
-    return env.execute(settings.job_name)
+    with contextlib.ExitStack() as cleanup:
+        checkpoint_dir = settings.checkpoint_dir
+        if checkpoint_dir is None:  # nobody will resume from these: gone with the run
+            checkpoint_dir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="riverflink-checkpoints-"))
+        env = create_environment(settings, checkpoint_dir)
+        _add_graph(env, settings, template, kind, metric)
+        logger.info("running %s (parallelism %d), checkpoints in %s", settings.job_name, settings.parallelism, checkpoint_dir)
+        return env.execute(settings.job_name)

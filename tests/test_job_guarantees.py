@@ -127,3 +127,19 @@ def test_rocksdb_backend_and_process_mode_give_the_same_results(tmp_path, option
     assert outputs.predictions_by_id() == expected_predictions(expected)
     final = outputs.final_metrics()
     assert all(final[key]["value"] == result.metric.get() for key, result in expected.items())
+
+
+def test_state_beyond_jobmanager_memory_limit_checkpoints(tmp_path):
+    # ~16 MB of keyed state checkpointed mid-run: more than the 5 MB the JobManager's
+    # in-memory checkpoint storage accepts, so checkpoints must go to a file system.
+    spec, template, _, new_metric = example("classifier")
+    rng = __import__("random").Random(5)
+    events = [
+        {"key": f"k{i % 2000}", "id": f"e{i}", "x": {f"f{j}": rng.gauss(0, 1) for j in range(100)}, "y": i % 3 == 0}
+        for i in range(4000)
+    ]
+    lines = datagen.to_lines(events)
+    outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "wide.jsonl", lines)], parallelism=1,
+                  checkpoint_interval=0.5)
+    expected, _ = river_loop(lines, template, "classifier", new_metric)
+    assert outputs.predictions_by_id() == expected_predictions(expected)
