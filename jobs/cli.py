@@ -5,6 +5,7 @@ stderr and a non-zero exit, before any Flink job is started.
 """
 
 import argparse
+import importlib.util
 import logging
 import pathlib
 import sys
@@ -17,6 +18,7 @@ __all__ = ["main"]
 logger = logging.getLogger("riverflink")
 
 EXIT_USAGE = 2
+FLINK_LOG_DIR = pathlib.Path(importlib.util.find_spec("pyflink").origin).parent / "log"
 EXIT_JOB_FAILED = 1
 
 
@@ -94,9 +96,9 @@ def _run(args) -> int:
         run_job(settings)
     except RiverflinkError:
         raise
-    except Exception as exc:  # the JVM's error: one line here, the whole trace in the log
+    except Exception as exc:  # the JVM's error: its root cause here, the whole trace in Flink's log
         logger.debug("job failed", exc_info=True)
-        print(f"riverflink: job failed: {_root_cause(exc)}", file=sys.stderr)
+        print(f"riverflink: job failed: {_root_cause(exc)} (full trace in {FLINK_LOG_DIR})", file=sys.stderr)
         return EXIT_JOB_FAILED
     if not args.quiet:
         print(summarize(settings))

@@ -11,7 +11,7 @@ from pyflink.datastream import CheckpointingMode, RuntimeExecutionMode, StreamEx
 
 from jobs.settings import Settings
 
-__all__ = ["create_environment", "PROJECT_ROOT"]
+__all__ = ["create_environment", "flink_configuration", "PROJECT_ROOT", "WORKER_HASH_SEED"]
 
 logger = logging.getLogger(__name__)
 

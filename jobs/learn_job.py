@@ -19,7 +19,7 @@ from jobs.model_spec import load_template
 from jobs.settings import Settings
 from operators.decode import DecodeFunction
 from operators.learner import LearnerFunction
-from operators.model_kinds import make_metric
+from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from operators.overall_metric import ALL_KEYS, OverallMetricFunction
 from state.envelope import dump_state
@@ -38,14 +38,8 @@ def _file_sink(path: str, name: str) -> FileSink:
     )
 
 
-def build_job(env: StreamExecutionEnvironment, settings: Settings) -> None:
-    """Add riverflink's operator graph for ``settings`` to ``env``."""
-    template, kind = load_template(settings.model)
-    metric = make_metric(kind, settings.metric, template)
-    _add_graph(env, settings, template, kind, metric)
-
-
-def _add_graph(env, settings: Settings, template, kind, metric) -> None:
+def build_job(env: StreamExecutionEnvironment, settings: Settings, template, kind: Kind, metric) -> None:
+    """Add riverflink's operator graph to ``env``: every new key starts from ``template``."""
     source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), *settings.inputs).build()
     lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "files").uid("source-files")
 
@@ -108,6 +102,6 @@ def run_job(settings: Settings):
         if checkpoint_dir is None:  # nobody will resume from these: gone with the run
             checkpoint_dir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="riverflink-checkpoints-"))
         env = create_environment(settings, checkpoint_dir)
-        _add_graph(env, settings, template, kind, metric)
+        build_job(env, settings, template, kind, metric)
         logger.info("running %s (parallelism %d), checkpoints in %s", settings.job_name, settings.parallelism, checkpoint_dir)
         return env.execute(settings.job_name)
