@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--keys", type=int, default=10_000)
-    parser.add_argument("--model", default="examples/models.py:classifier")
+    parser.add_argument("--model", default="examples/classifier.py:model")
     parser.add_argument("--parallelism", type=int, default=1)
     parser.add_argument("--state-backend", default="hashmap")
     parser.add_argument("--execution-mode", default="thread")

@@ -7,6 +7,6 @@ bash scripts/setup.sh
 out="${1:-out/demo}"
 rm -rf "$out"
 exec .venv/bin/riverflink run \
-  --model examples/models.py:regressor \
+  --model examples/regressor.py:model \
   --input examples/data/chick_weights.jsonl \
   --out "$out" --parallelism 2 --checkpoint-interval 2

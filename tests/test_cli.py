@@ -10,7 +10,7 @@ import pytest
 from tests.models import DATA, EXAMPLES
 
 RIVERFLINK = [sys.executable, "-m", "jobs.cli"]
-ROOT = EXAMPLES.parent.parent
+ROOT = EXAMPLES.parent
 
 
 def riverflink(*args, env=None):
@@ -25,7 +25,7 @@ def without_java() -> dict:
 
 
 CHICKS = str(DATA / "chick_weights.jsonl")
-MODEL = f"{EXAMPLES}:regressor"
+MODEL = f"{EXAMPLES}/regressor.py:model"
 
 
 @pytest.mark.parametrize(

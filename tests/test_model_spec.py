@@ -42,10 +42,10 @@ CUSTOM_MODEL = textwrap.dedent(
     "spec, kind",
     [
         ("river.linear_model:LinearRegression", Kind.REGRESSOR),  # a class: called with no arguments
-        (f"{EXAMPLES}:classifier", Kind.CLASSIFIER),  # an instance
-        (f"{EXAMPLES}:forecaster", Kind.FORECASTER),  # a factory function
-        (f"{EXAMPLES}:anomaly_detector", Kind.ANOMALY_DETECTOR),
-        (f"{EXAMPLES}:clusterer", Kind.CLUSTERER),
+        (f"{EXAMPLES}/classifier.py:model", Kind.CLASSIFIER),  # an instance
+        (f"{EXAMPLES}/forecaster.py:model", Kind.FORECASTER),  # a factory function
+        (f"{EXAMPLES}/anomaly_detector.py:model", Kind.ANOMALY_DETECTOR),
+        (f"{EXAMPLES}/clusterer.py:model", Kind.CLUSTERER),
     ],
 )
 def test_accepted_specs(spec, kind):
@@ -53,7 +53,7 @@ def test_accepted_specs(spec, kind):
 
 
 def test_pickled_model(tmp_path):
-    template, _ = load_template(f"{EXAMPLES}:regressor")
+    template, _ = load_template(f"{EXAMPLES}/regressor.py:model")
     path = tmp_path / "model.pkl"
     path.write_bytes(cloudpickle.dumps(template))
     loaded, kind = load_template(str(path))
@@ -72,7 +72,7 @@ def test_file_model_travels_by_value(tmp_path):
         f"m = load_state(open({str(blob)!r}, 'rb').read()).clone(); m.learn_one({{}}, 2.0); print(m.predict_one({{}}))"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/", timeout=60,
-                          env={"PYTHONPATH": str(EXAMPLES.parent.parent), "PYTHONHASHSEED": "0"})
+                          env={"PYTHONPATH": str(EXAMPLES.parent), "PYTHONHASHSEED": "0"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2.5"
 
