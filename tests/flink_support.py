@@ -14,6 +14,7 @@ class Outputs:
     predictions: list[dict]
     metrics: list[dict]
     dead_letters: list[dict]
+    snapshots: list[dict]
     models: dict
 
     def predictions_by_id(self) -> dict[tuple[str, str], tuple]:
@@ -50,6 +51,7 @@ def run(tmp_path, model: str, inputs, parallelism: int = 2, **options) -> Output
         predictions=list(read_records(settings.predictions)),
         metrics=list(read_records(settings.metrics)),
         dead_letters=list(read_records(settings.dead_letters)),
+        snapshots=list(read_records(settings.models_out)),
         models=load_latest_models(settings.models_out),
     )
 

@@ -1,5 +1,6 @@
 """SPEC §1 and §5.3 on real Flink: delayed labels, bad input, re-deliveries, gzip input."""
 
+import collections
 import gzip
 import json
 
@@ -14,8 +15,14 @@ from tests.reference import river_loop, same_model
 
 def test_delayed_labels_match_plain_river_with_the_same_delays(tmp_path):
     spec, template, _, new_metric = example("classifier")
-    lines = datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("classifier", n_keys=30, n_events=1500)))
-    outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "delayed.jsonl", lines)], parallelism=2)
+    lines = datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("classifier", n_keys=30, n_events=3000)))
+    outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "delayed.jsonl", lines)], parallelism=2,
+                  metrics_interval=0.2, snapshot_interval=0.2)
+
+    # reported periodically while running, and once more at the end (the largest n)
+    assert len([m for m in outputs.metrics if m["key"] is None]) > 1
+    assert max(collections.Counter(m["key"] for m in outputs.metrics).values()) > 1
+    assert max(collections.Counter(m["key"] for m in outputs.snapshots).values()) > 1
 
     expected, expected_overall = river_loop(lines, template, "classifier", new_metric)
     assert outputs.dead_letters == []
