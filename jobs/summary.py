@@ -11,9 +11,11 @@ __all__ = ["summarize"]
 def summarize(settings: Settings) -> str:
     lines = ["riverflink run finished"]
     if settings.predictions:
-        predictions = list(read_records(settings.predictions))
-        keys = {p["key"] for p in predictions}
-        lines.append(f"  predictions    {len(predictions):>8} events over {len(keys)} keys -> {settings.predictions}")
+        count, keys = 0, set()
+        for prediction in read_records(settings.predictions):
+            count += 1
+            keys.add(prediction["key"])
+        lines.append(f"  predictions    {count:>8} events over {len(keys)} keys -> {settings.predictions}")
     if settings.metrics:
         final: dict = {}
         for record in read_records(settings.metrics):
