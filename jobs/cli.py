@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-interval", type=_positive_float, default=10.0, metavar="S")
     run.add_argument("--snapshot-interval", type=_positive_float, default=60.0, metavar="S")
     run.add_argument("--quiet", action="store_true", help="print no summary")
+
+    kafka = commands.add_parser("kafka", help="a local single-node Kafka broker for development and tests")
+    kafka.add_argument("action", choices=("start", "stop"))
+    kafka.add_argument("--port", type=int, default=9092)
+    kafka.add_argument("--controller-port", type=int, help="KRaft controller port (default: port + 1)")
+    kafka.add_argument("--data-dir", help="data, config, log and pid (default: ~/.cache/riverflink/kafka-broker-PORT)")
     return parser
 
 
@@ -105,11 +111,24 @@ def _run(args) -> int:
     return 0
 
 
+def _kafka(args) -> int:
+    from jobs.local_kafka import start_broker, stop_broker
+
+    if args.action == "start":
+        pid = start_broker(args.port, args.controller_port, args.data_dir)
+        print(f"Kafka broker running on 127.0.0.1:{args.port} (pid {pid})")
+    elif stop_broker(args.port, args.data_dir):
+        print(f"Kafka broker on 127.0.0.1:{args.port} stopped")
+    else:
+        print(f"no Kafka broker started by riverflink is running on 127.0.0.1:{args.port}")
+    return 0
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        return _run(args)
+        return _kafka(args) if args.command == "kafka" else _run(args)
     except RiverflinkError as exc:
         print(f"riverflink: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
