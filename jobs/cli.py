@@ -10,7 +10,7 @@ import logging
 import pathlib
 import sys
 
-from jobs.settings import EXECUTION_MODES, STATE_BACKENDS, Settings
+from jobs.settings import EXECUTION_MODES, OUTPUT_NAMES, STATE_BACKENDS, Settings
 from state.exceptions import RiverflinkError
 
 __all__ = ["main"]
@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args) -> Settings:
-    outputs = {name: getattr(args, name) for name in ("predictions", "metrics", "dead_letters", "models_out")}
+    outputs = {name: getattr(args, name) for name in OUTPUT_NAMES}
     if args.out is not None:
         for name, value in outputs.items():
             if value is None:

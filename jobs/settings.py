@@ -5,10 +5,11 @@ import pathlib
 
 from state.exceptions import SettingsError
 
-__all__ = ["Settings", "STATE_BACKENDS", "EXECUTION_MODES"]
+__all__ = ["Settings", "STATE_BACKENDS", "EXECUTION_MODES", "OUTPUT_NAMES"]
 
 STATE_BACKENDS = ("hashmap", "rocksdb")
 EXECUTION_MODES = ("thread", "process")
+OUTPUT_NAMES = ("predictions", "metrics", "dead_letters", "models_out")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +58,7 @@ class Settings:
 
     @property
     def outputs(self) -> dict[str, str | None]:
-        return {
-            "predictions": self.predictions, "metrics": self.metrics,
-            "dead_letters": self.dead_letters, "models_out": self.models_out,
-        }
+        return {name: getattr(self, name) for name in OUTPUT_NAMES}
 
     @staticmethod
     def ms(seconds: float | None) -> int | None:

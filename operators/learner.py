@@ -18,7 +18,7 @@ import time
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.time_domain import TimeDomain
 
-from operators.learning import LearningStep, to_json
+from operators.learning import LearningStep, metric_record, to_json
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from state.descriptors import event_ids_descriptor, key_state_descriptor
@@ -125,11 +125,7 @@ class LearnerFunction(KeyedProcessFunction):
         key = ctx.get_current_key()
         if self.emits_metrics and (end_of_input or timestamp % self.metrics_interval_ms == 0):
             if state.metric is not None:
-                record = {
-                    "key": key, "metric": type(state.metric).__name__, "value": state.metric.get(),
-                    "n": state.metric_n, "ts": now_ms / 1000,
-                }
-                yield METRICS, to_json(record)
+                yield METRICS, metric_record(key, state.metric, state.metric_n, now_ms)
         if self.emits_snapshots and (end_of_input or timestamp % self.snapshot_interval_ms == 0):
             snapshot = {
                 "key": key, "model_version": state.model_version,

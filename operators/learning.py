@@ -20,7 +20,7 @@ from operators.dead_letters import DeadLetter, Reason
 from operators.events import Event
 from operators.model_kinds import Kind, Predictor
 
-__all__ = ["KeyState", "Prediction", "Outcome", "LearningStep", "PENDING", "DONE", "EXPIRED", "to_json"]
+__all__ = ["KeyState", "Prediction", "Outcome", "LearningStep", "PENDING", "DONE", "EXPIRED", "to_json", "metric_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,11 @@ def _json_default(value):
 
 def to_json(record: dict) -> str:
     return json.dumps(record, default=_json_default)
+
+
+def metric_record(key: str | None, metric, n: int, now_ms: int) -> str:
+    """A metrics output line; ``key`` None is the all-keys metric."""
+    return to_json({"key": key, "metric": type(metric).__name__, "value": metric.get(), "n": n, "ts": now_ms / 1000})
 
 
 @dataclasses.dataclass

@@ -8,7 +8,7 @@ stream, rather than approximated by combining per-key figures.
 from pyflink.datastream import KeyedProcessFunction
 
 from operators.learner import END_OF_INPUT, next_boundary
-from operators.learning import to_json
+from operators.learning import metric_record
 from state.descriptors import overall_metric_descriptor
 from state.envelope import dump_state, load_state
 
@@ -48,4 +48,4 @@ class OverallMetricFunction(KeyedProcessFunction):
             return
         metric, n = load_state(blob)
         now_ms = ctx.timer_service().current_processing_time()
-        yield to_json({"key": None, "metric": type(metric).__name__, "value": metric.get(), "n": n, "ts": now_ms / 1000})
+        yield metric_record(None, metric, n, now_ms)

@@ -11,10 +11,16 @@ from kafka.admin import NewTopic
 from tests.models import ROOT
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (sockets held open together so none repeats)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def riverflink_kafka(*args):
@@ -23,7 +29,7 @@ def riverflink_kafka(*args):
 
 
 def test_broker_starts_serves_and_stops(tmp_path):
-    port, controller_port = free_port(), free_port()
+    port, controller_port = free_ports(2)
     where = ["--port", str(port), "--controller-port", str(controller_port), "--data-dir", str(tmp_path / "broker")]
     started = riverflink_kafka("start", *where)
     assert started.returncode == 0, started.stderr
