@@ -10,12 +10,12 @@ that broker.
 import logging
 import os
 import pathlib
-import shutil
 import signal
 import socket
 import subprocess
 import time
 
+from jobs.maven import cache_root, fetch_jars
 from state.exceptions import RiverflinkError
 
 __all__ = ["KAFKA_VERSION", "fetch_kafka", "start_broker", "stop_broker", "broker_dir"]
@@ -26,16 +26,6 @@ KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"  # Kafka 4 logs through log4j2; its POM ships no slf4j binding
 START_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 30
-
-_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>riverflink</groupId><artifactId>local-kafka</artifactId><version>1</version><packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{kafka}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>{log4j}</version></dependency>
-  </dependencies>
-</project>
-"""
 
 _SERVER_PROPERTIES = """process.roles=broker,controller
 node.id=1
@@ -68,37 +58,15 @@ appender.file.layout.pattern=%d %p %c: %m%n
 """
 
 
-def _cache_root() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("RIVERFLINK_CACHE", pathlib.Path.home() / ".cache" / "riverflink"))
-
-
 def broker_dir(port: int) -> pathlib.Path:
     """Where the broker listening on ``port`` keeps its data, config, log and pid, by default."""
-    return _cache_root() / f"kafka-broker-{port}"
+    return cache_root() / f"kafka-broker-{port}"
 
 
 def fetch_kafka() -> pathlib.Path:
     """The directory of Kafka's jars, fetched with Maven on first use."""
-    home = _cache_root() / f"kafka-{KAFKA_VERSION}"
-    lib = home / "lib"
-    if lib.is_dir():
-        return lib
-    if shutil.which("mvn") is None:
-        raise RiverflinkError("fetching Kafka needs Maven ('mvn' on PATH)")
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "pom.xml").write_text(_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
-    partial = home / "lib.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    logger.info("fetching Kafka %s from Maven Central into %s", KAFKA_VERSION, lib)
-    done = subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
-         f"-DoutputDirectory={partial}", "-DincludeScope=runtime"],
-        capture_output=True, text=True,
-    )
-    if done.returncode != 0:
-        raise RiverflinkError(f"Maven could not fetch Kafka {KAFKA_VERSION}: {(done.stdout + done.stderr).strip()[-2000:]}")
-    partial.rename(lib)
-    return lib
+    return fetch_jars(f"kafka-{KAFKA_VERSION}", [f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}",
+                                                 f"org.apache.logging.log4j:log4j-slf4j-impl:{LOG4J_VERSION}"])
 
 
 def _java(lib: pathlib.Path, data_dir: pathlib.Path, *args: str) -> list[str]:
