@@ -10,8 +10,8 @@ import logging
 import pathlib
 import sys
 
-from jobs.settings import EXECUTION_MODES, OUTPUT_NAMES, STATE_BACKENDS, Settings
-from state.exceptions import RiverflinkError
+from jobs.settings import EXECUTION_MODES, KAFKA_DELIVERIES, OUTPUT_NAMES, STATE_BACKENDS, Settings
+from state.exceptions import RiverflinkError, SettingsError
 
 __all__ = ["main"]
 
@@ -34,17 +34,44 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _client_property(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        # Never echo the text: it may be a credential typed without its name.
+        raise argparse.ArgumentTypeError("must be KEY=VALUE")
+    return name.strip(), value
+
+
+def _add_kafka_client(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kafka-bootstrap", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers")
+    parser.add_argument("--kafka-property", type=_client_property, action="append", default=[], metavar="KEY=VALUE",
+                        help="a Kafka client property (SASL, SSL, ...), repeatable; never printed or logged")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="riverflink", description="One river model per key in Apache Flink's keyed state.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="run the learning job")
     run.add_argument("--model", required=True, help="package.module:name, path/to/file.py:name or model.pkl")
     run.add_argument("--input", action="append", default=[], help="JSON-lines file or directory (.gz ok); repeatable")
+    _add_kafka_client(run)
+    run.add_argument("--kafka-topic", action="append", default=[], help="read events from this topic; repeatable; "
+                     "with --input, the files are read first, then Kafka, in one job")
+    run.add_argument("--kafka-group", default="riverflink", help="consumer group (offsets are committed on checkpoints)")
+    run.add_argument("--kafka-offsets", default="earliest", metavar="WHERE",
+                     help="where to start without a checkpoint: earliest, latest, committed, or a time "
+                          "(epoch ms or ISO-8601 with zone)")
+    run.add_argument("--kafka-stop-at-latest", action="store_true",
+                     help="read only up to the offsets present when the job starts, then finish")
+    run.add_argument("--kafka-delivery", choices=KAFKA_DELIVERIES, default="exactly-once",
+                     help="for kafka:// outputs: transactions committed on checkpoints, or lower latency")
+    run.add_argument("--job-name", default="riverflink",
+                     help="also the Kafka transactional id prefix: concurrent jobs need different names")
     run.add_argument("--out", help="write all four outputs under this directory")
-    run.add_argument("--predictions", help="predictions destination directory")
-    run.add_argument("--metrics", help="metrics destination directory")
-    run.add_argument("--dead-letters", help="dead letters destination directory")
-    run.add_argument("--models-out", help="model snapshots destination directory")
+    run.add_argument("--predictions", help="predictions destination: a directory or kafka://TOPIC")
+    run.add_argument("--metrics", help="metrics destination: a directory or kafka://TOPIC")
+    run.add_argument("--dead-letters", help="dead letters destination: a directory or kafka://TOPIC")
+    run.add_argument("--models-out", help="model snapshots destination: a directory or kafka://TOPIC")
     run.add_argument("--parallelism", type=int, default=1)
     run.add_argument("--checkpoint-interval", type=_positive_float, default=10.0, metavar="S")
     run.add_argument("--checkpoint-dir")
@@ -55,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-interval", type=_positive_float, default=10.0, metavar="S")
     run.add_argument("--snapshot-interval", type=_positive_float, default=60.0, metavar="S")
     run.add_argument("--quiet", action="store_true", help="print no summary")
+
+    produce = commands.add_parser("produce", help="publish JSON-lines event files to a Kafka topic, keyed by 'key'")
+    _add_kafka_client(produce)
+    produce.add_argument("--topic", required=True)
+    produce.add_argument("--partitions", type=int, default=1, help="for a topic that does not exist yet")
+    produce.add_argument("--replication-factor", type=int, default=1, help="for a topic that does not exist yet")
+    produce.add_argument("files", nargs="+", metavar="FILE", help="JSON-lines files (.gz ok)")
 
     kafka = commands.add_parser("kafka", help="a local single-node Kafka broker for development and tests")
     kafka.add_argument("action", choices=("start", "stop"))
@@ -82,6 +116,14 @@ def _settings(args) -> Settings:
         label_ttl=args.label_ttl,
         metrics_interval=args.metrics_interval,
         snapshot_interval=args.snapshot_interval,
+        job_name=args.job_name,
+        kafka_bootstrap=args.kafka_bootstrap,
+        kafka_topics=tuple(args.kafka_topic),
+        kafka_group=args.kafka_group,
+        kafka_offsets=args.kafka_offsets,
+        kafka_stop_at_latest=args.kafka_stop_at_latest,
+        kafka_delivery=args.kafka_delivery,
+        kafka_properties=tuple(args.kafka_property),
         **outputs,
     )
 
@@ -124,11 +166,34 @@ def _kafka(args) -> int:
     return 0
 
 
+def _produce(args) -> int:
+    from jobs.produce import publish
+
+    if args.kafka_bootstrap is None:
+        raise SettingsError("riverflink produce needs --kafka-bootstrap HOST:PORT")
+    if args.partitions < 1 or args.replication_factor < 1:
+        raise SettingsError("--partitions and --replication-factor must be at least 1")
+    show = _progress_bar if sys.stderr.isatty() else None
+    published = publish(args.kafka_bootstrap, args.topic, [pathlib.Path(f) for f in args.files], args.partitions,
+                        args.replication_factor, tuple(args.kafka_property), show)
+    if show is not None:
+        print(file=sys.stderr)
+    topic = f"{args.topic} ({'created, ' if published.created else ''}{published.partitions} partitions)"
+    print(f"published {published.records} records from {len(args.files)} file(s) to {topic}; "
+          f"{published.unkeyed} without a key")
+    return 0
+
+
+def _progress_bar(done: int, total: int) -> None:
+    share = done / total if total else 1.0
+    print(f"\r[{'#' * int(share * 30):<30}] {share:6.1%}", end="", file=sys.stderr, flush=True)
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        return _kafka(args) if args.command == "kafka" else _run(args)
+        return {"run": _run, "produce": _produce, "kafka": _kafka}[args.command](args)
     except RiverflinkError as exc:
         print(f"riverflink: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

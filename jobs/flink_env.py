@@ -9,6 +9,7 @@ import sys
 from pyflink.common import Configuration
 from pyflink.datastream import CheckpointingMode, RuntimeExecutionMode, StreamExecutionEnvironment
 
+from jobs.connector import kafka_connector_jar
 from jobs.settings import Settings
 
 __all__ = ["create_environment", "flink_configuration", "PROJECT_ROOT", "WORKER_HASH_SEED"]
@@ -71,7 +72,10 @@ def create_environment(settings: Settings, checkpoint_dir: str) -> StreamExecuti
     """
     _expose_python_path()
     _pin_hash_seed()
+    jars = [kafka_connector_jar().as_uri()] if settings.kafka_bootstrap else []  # fetched before the JVM starts
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings, checkpoint_dir))
+    if jars:
+        env.add_jars(*jars)
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
     env.set_parallelism(settings.parallelism)
     env.enable_checkpointing(Settings.ms(settings.checkpoint_interval), CheckpointingMode.EXACTLY_ONCE)

@@ -1,4 +1,4 @@
-"""The riverflink job: source -> decode -> key_by(key) -> learn -> sinks.
+"""The riverflink job: source (files, Kafka, or both) -> decode -> key_by(key) -> learn -> sinks.
 
 A job module only wires; decoding, learning and state live in ``operators/``
 and ``state/``.
@@ -8,15 +8,14 @@ import contextlib
 import logging
 import tempfile
 
-from pyflink.common import Encoder, Types, WatermarkStrategy
+from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.datastream.connectors.file_system import (
-    BucketAssigner, FileSink, FileSource, OutputFileConfig, StreamFormat,
-)
 
 from jobs.flink_env import create_environment
 from jobs.model_spec import load_template
 from jobs.settings import Settings
+from jobs.sinks import add_sinks
+from jobs.sources import event_lines
 from operators.decode import DecodeFunction
 from operators.learner import LearnerFunction
 from operators.model_kinds import Kind, make_metric
@@ -29,19 +28,9 @@ __all__ = ["build_job", "run_job"]
 logger = logging.getLogger(__name__)
 
 
-def _file_sink(path: str, name: str) -> FileSink:
-    return (
-        FileSink.for_row_format(path, Encoder.simple_string_encoder())
-        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
-        .with_output_file_config(OutputFileConfig.builder().with_part_prefix(name).with_part_suffix(".jsonl").build())
-        .build()
-    )
-
-
 def build_job(env: StreamExecutionEnvironment, settings: Settings, template, kind: Kind, metric) -> None:
     """Add riverflink's operator graph to ``env``: every new key starts from ``template``."""
-    source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), *settings.inputs).build()
-    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "files").uid("source-files")
+    lines = event_lines(env, settings)
 
     wants_dead_letters = settings.dead_letters is not None
     events = (
@@ -86,10 +75,7 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, template, kin
             .uid("overall-metric")
         )
         sinks["metrics"] = predictions.get_side_output(METRICS).union(overall)
-    for name, stream in sinks.items():
-        destination = settings.outputs[name]
-        if destination is not None:
-            stream.sink_to(_file_sink(destination, name.replace("_", "-"))).name(f"sink-{name}").uid(f"sink-{name}")
+    add_sinks(env, settings, {name: stream for name, stream in sinks.items() if settings.outputs[name] is not None})
 
 
 def run_job(settings: Settings):

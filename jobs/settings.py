@@ -1,15 +1,62 @@
 """The one frozen, validated description of a run. Everything downstream trusts it."""
 
 import dataclasses
+import datetime
 import pathlib
+import re
 
 from state.exceptions import SettingsError
 
-__all__ = ["Settings", "STATE_BACKENDS", "EXECUTION_MODES", "OUTPUT_NAMES"]
+__all__ = [
+    "Settings", "STATE_BACKENDS", "EXECUTION_MODES", "OUTPUT_NAMES", "KAFKA_DELIVERIES", "KAFKA_OFFSETS",
+    "kafka_topic_of", "parse_start_offset",
+]
 
 STATE_BACKENDS = ("hashmap", "rocksdb")
 EXECUTION_MODES = ("thread", "process")
 OUTPUT_NAMES = ("predictions", "metrics", "dead_letters", "models_out")
+KAFKA_DELIVERIES = ("exactly-once", "at-least-once")
+KAFKA_OFFSETS = ("earliest", "latest", "committed")  # or a point in time, see parse_start_offset
+KAFKA_SCHEME = "kafka://"
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def kafka_topic_of(destination: str | None) -> str | None:
+    """The topic of a ``kafka://TOPIC`` destination; None for a directory."""
+    if destination is None or not destination.startswith(KAFKA_SCHEME):
+        return None
+    return destination.removeprefix(KAFKA_SCHEME)
+
+
+def parse_start_offset(text: str) -> str | int:
+    """``earliest``, ``latest``, ``committed``, or a point in time as epoch milliseconds.
+
+    >>> parse_start_offset("2026-01-01T00:00:00Z")
+    1767225600000
+    >>> parse_start_offset("1767225600000")
+    1767225600000
+    """
+    if text in KAFKA_OFFSETS:
+        return text
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(
+            f"--kafka-offsets must be one of {', '.join(KAFKA_OFFSETS)}, epoch milliseconds or an ISO-8601 time, "
+            f"not {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise SettingsError(f"--kafka-offsets {text}: give a time zone (e.g. {text}Z), a Kafka timestamp is absolute")
+    return int(moment.timestamp() * 1000)
+
+
+# Chosen through options, so that a stray property cannot contradict them (or break exactly-once).
+_FIXED_CLIENT_PROPERTIES = frozenset({
+    "bootstrap.servers", "group.id", "transactional.id", "isolation.level", "enable.auto.commit",
+    "key.deserializer", "value.deserializer", "key.serializer", "value.serializer",
+})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,7 +64,7 @@ class Settings:
     """A validated run configuration (see ``riverflink run --help`` for each field)."""
 
     model: str
-    inputs: tuple[str, ...]
+    inputs: tuple[str, ...] = ()
     predictions: str | None = None
     metrics: str | None = None
     dead_letters: str | None = None
@@ -32,10 +79,18 @@ class Settings:
     snapshot_interval: float = 60.0
     execution_mode: str = "thread"
     job_name: str = "riverflink"
+    kafka_bootstrap: str | None = None
+    kafka_topics: tuple[str, ...] = ()
+    kafka_group: str = "riverflink"
+    kafka_offsets: str | int = "earliest"
+    kafka_stop_at_latest: bool = False
+    kafka_delivery: str = "exactly-once"
+    # Client properties may hold credentials (sasl.jaas.config, ssl passwords): never in a repr, a log or an error.
+    kafka_properties: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
 
     def __post_init__(self):
-        if not self.inputs:
-            raise SettingsError("no input: give at least one --input file or directory")
+        if not self.inputs and not self.kafka_topics:
+            raise SettingsError("no input: give --input files or directories, or --kafka-topic, or both")
         for path in self.inputs:
             if not pathlib.Path(path).exists():
                 raise SettingsError(f"--input {path}: no such file or directory")
@@ -53,8 +108,33 @@ class Settings:
         if len(set(outputs)) != len(outputs):
             raise SettingsError("two outputs share one destination; give each its own")
         for path in outputs + [self.checkpoint_dir]:
-            if path is not None and pathlib.Path(path).is_file():
+            if path is not None and kafka_topic_of(path) is None and pathlib.Path(path).is_file():
                 raise SettingsError(f"{path} is a file; an output or checkpoint destination must be a directory")
+        self._check_kafka(outputs)
+
+    def _check_kafka(self, outputs: list[str]) -> None:
+        topics = list(self.kafka_topics) + [topic for topic in map(kafka_topic_of, outputs) if topic is not None]
+        if topics and not self.kafka_bootstrap:
+            raise SettingsError(f"Kafka topic {topics[0]!r} given without --kafka-bootstrap HOST:PORT")
+        for topic in topics:
+            if not _TOPIC_NAME.fullmatch(topic):
+                raise SettingsError(f"{topic!r} is not a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)")
+        if self.kafka_bootstrap and not topics:
+            raise SettingsError("--kafka-bootstrap given, but no --kafka-topic and no kafka:// output")
+        if self.kafka_stop_at_latest and not self.kafka_topics:
+            raise SettingsError("--kafka-stop-at-latest needs --kafka-topic")
+        if self.kafka_delivery not in KAFKA_DELIVERIES:
+            raise SettingsError(f"--kafka-delivery must be one of {', '.join(KAFKA_DELIVERIES)}, not {self.kafka_delivery!r}")
+        if isinstance(self.kafka_offsets, str):
+            parse_start_offset(self.kafka_offsets)
+        for name, _ in self.kafka_properties:
+            if name in _FIXED_CLIENT_PROPERTIES:
+                raise SettingsError(f"--kafka-property {name} is set by riverflink; use its own option")
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the job ends by itself: files only, or Kafka read up to the offsets at start."""
+        return not self.kafka_topics or self.kafka_stop_at_latest
 
     @property
     def outputs(self) -> dict[str, str | None]:

@@ -2,23 +2,28 @@
 
 import collections
 
-from jobs.settings import Settings
+from jobs.settings import OUTPUT_NAMES, Settings, kafka_topic_of
 from state.destinations import read_records
 
 __all__ = ["summarize"]
 
 
 def summarize(settings: Settings) -> str:
+    """Counted from the committed files of directory outputs; a Kafka output is only named."""
     lines = ["riverflink run finished"]
-    if settings.predictions:
+    for name in OUTPUT_NAMES:
+        if kafka_topic_of(settings.outputs[name]) is not None:
+            lines.append(f"  {name.replace('_', ' '):<14} -> {settings.outputs[name]}")
+    files = {name: path for name, path in settings.outputs.items() if path is not None and kafka_topic_of(path) is None}
+    if "predictions" in files:
         count, keys = 0, set()
-        for prediction in read_records(settings.predictions):
+        for prediction in read_records(files["predictions"]):
             count += 1
             keys.add(prediction["key"])
-        lines.append(f"  predictions    {count:>8} events over {len(keys)} keys -> {settings.predictions}")
-    if settings.metrics:
+        lines.append(f"  predictions    {count:>8} events over {len(keys)} keys -> {files['predictions']}")
+    if "metrics" in files:
         final: dict = {}
-        for record in read_records(settings.metrics):
+        for record in read_records(files["metrics"]):
             known = final.get(record["key"])
             if known is None or record["n"] >= known["n"]:
                 final[record["key"]] = record
@@ -31,11 +36,11 @@ def summarize(settings: Settings) -> str:
             lines.append(
                 f"  per key        {len(final)} keys: min {values[0]:.4f}, median {median:.4f}, max {values[-1]:.4f}"
             )
-    if settings.dead_letters:
-        reasons = collections.Counter(d["reason"] for d in read_records(settings.dead_letters))
+    if "dead_letters" in files:
+        reasons = collections.Counter(d["reason"] for d in read_records(files["dead_letters"]))
         detail = ", ".join(f"{reason}: {count}" for reason, count in reasons.most_common()) or "none"
-        lines.append(f"  dead letters   {sum(reasons.values()):>8} ({detail}) -> {settings.dead_letters}")
-    if settings.models_out:
-        models = {s["key"] for s in read_records(settings.models_out)}
-        lines.append(f"  models         {len(models):>8} keys -> {settings.models_out}")
+        lines.append(f"  dead letters   {sum(reasons.values()):>8} ({detail}) -> {files['dead_letters']}")
+    if "models_out" in files:
+        models = {s["key"] for s in read_records(files["models_out"])}
+        lines.append(f"  models         {len(models):>8} keys -> {files['models_out']}")
     return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""Where outputs go: a directory (FileSink) or ``kafka://TOPIC`` (Kafka, exactly-once by default).
+
+Kafka records are keyed by the entity key, so each key's outputs keep their
+order in one partition. PyFlink's DataStream KafkaSink can only serialize the
+whole record as the key, so Kafka outputs go through the Table API's Kafka
+connector, which takes the key from a column, attached to the same job.
+"""
+
+import json
+
+from pyflink.common import Encoder, Row, Types
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
+
+from jobs.settings import Settings, kafka_topic_of
+
+__all__ = ["add_sinks", "TRANSACTION_TIMEOUT_MS"]
+
+# A Kafka broker's default cap on transactions (transaction.max.timeout.ms); KafkaSink's own default
+# (1 h) is refused by such brokers. A job down longer than this loses its open transaction's outputs.
+TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
+
+_KEYED = Types.ROW_NAMED(["key", "value"], [Types.STRING(), Types.STRING()])
+
+
+def _file_sink(path: str, name: str) -> FileSink:
+    return (
+        FileSink.for_row_format(path, Encoder.simple_string_encoder())
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+        .with_output_file_config(OutputFileConfig.builder().with_part_prefix(name).with_part_suffix(".jsonl").build())
+        .build()
+    )
+
+
+def keyed(record: str) -> Row:
+    """A JSON output record with its entity key beside it (None for all-keys metrics and unreadable records)."""
+    key = json.loads(record).get("key")
+    return Row(None if key is None else str(key), record)
+
+
+def _kafka_table(settings: Settings, topic: str, name: str) -> TableDescriptor:
+    descriptor = (
+        TableDescriptor.for_connector("kafka")
+        .schema(Schema.new_builder().column("key", DataTypes.STRING()).column("value", DataTypes.STRING()).build())
+        .option("topic", topic)
+        .option("properties.bootstrap.servers", settings.kafka_bootstrap)
+        .option("properties.transaction.timeout.ms", str(TRANSACTION_TIMEOUT_MS))
+        .option("key.format", "raw")
+        .option("key.fields", "key")
+        .option("value.format", "raw")
+        .option("value.fields-include", "EXCEPT_KEY")
+        .option("sink.delivery-guarantee", settings.kafka_delivery)
+        # Stable per job and output: after a restart the sink finds and aborts its own lingering transactions.
+        .option("sink.transactional-id-prefix", f"{settings.job_name}-{name}")
+    )
+    for key, value in settings.kafka_properties:
+        descriptor = descriptor.option(f"properties.{key}", value)
+    return descriptor.build()
+
+
+def add_sinks(env: StreamExecutionEnvironment, settings: Settings, streams: dict[str, DataStream]) -> None:
+    """Send each output stream (by output name) to its destination in ``settings``."""
+    kafka_outputs = {}
+    for name, stream in streams.items():
+        destination = settings.outputs[name]
+        topic = kafka_topic_of(destination)
+        if topic is None:
+            stream.sink_to(_file_sink(destination, name.replace("_", "-"))).name(f"sink-{name}").uid(f"sink-{name}")
+        else:
+            kafka_outputs[name] = (topic, stream.map(keyed, output_type=_KEYED).name(f"key-{name}").uid(f"key-{name}"))
+    if not kafka_outputs:
+        return
+    table_env = StreamTableEnvironment.create(env)
+    statements = table_env.create_statement_set()
+    for name, (topic, rows) in kafka_outputs.items():
+        statements.add_insert(_kafka_table(settings, topic, name), table_env.from_data_stream(rows))
+    statements.attach_as_datastream()
