@@ -5,8 +5,9 @@ a backfill from files and live learning from Kafka run the same operators
 over the same keyed state.
 """
 
-from pyflink.common import WatermarkStrategy
-from pyflink.common.serialization import SimpleStringSchema
+from pyflink.common import Types, WatermarkStrategy
+from pyflink.java_gateway import get_gateway
+from pyflink.util.java_utils import get_java_class
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 from pyflink.datastream.connectors.hybrid_source import HybridSource
@@ -41,7 +42,6 @@ def _kafka_source(settings: Settings) -> KafkaSource:
         .set_group_id(settings.kafka_group)
         .set_client_id_prefix(f"{settings.job_name}-source")
         .set_starting_offsets(_starting_offsets(settings))
-        .set_value_only_deserializer(SimpleStringSchema())
         # Upstream producers may be transactional: never learn from an aborted write.
         .set_property("isolation.level", "read_committed")
     )
@@ -49,7 +49,24 @@ def _kafka_source(settings: Settings) -> KafkaSource:
         builder.set_property(name, value)
     if settings.kafka_stop_at_latest:
         builder.set_bounded(KafkaOffsetsInitializer.latest())
+    _read_values_as_text(builder)
     return builder.build()
+
+
+def _read_values_as_text(builder) -> None:
+    """Record values as text, where a tombstone (a null value) becomes None instead of failing the job.
+
+    PyFlink's ``set_value_only_deserializer(SimpleStringSchema())`` throws on a
+    null value, and one tombstone in a topic would stop the job for good.
+    Kafka's own StringDeserializer returns null for it, which the decoder
+    turns into a dead letter. Invalid UTF-8 becomes U+FFFD, as with any
+    Java string, and then fails JSON decoding like any other bad record.
+    """
+    jvm = get_gateway().jvm
+    deserializer = get_java_class(jvm.org.apache.flink.kafka.shaded.org.apache.kafka.common.serialization.StringDeserializer)
+    builder._j_builder.setDeserializer(
+        jvm.org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema.valueOnly(deserializer)
+    )
 
 
 def event_lines(env: StreamExecutionEnvironment, settings: Settings) -> DataStream:
@@ -62,4 +79,5 @@ def event_lines(env: StreamExecutionEnvironment, settings: Settings) -> DataStre
         source, name = _kafka_source(settings), "kafka"
     else:
         source, name = _file_source(settings), "files"
-    return env.from_source(source, WatermarkStrategy.no_watermarks(), name).uid(f"source-{name}")
+    # A hybrid source cannot tell its type (Java erases it); every source here yields text (or None).
+    return env.from_source(source, WatermarkStrategy.no_watermarks(), name, Types.STRING()).uid(f"source-{name}")

@@ -15,6 +15,7 @@ RAW_LIMIT = 2000  # characters of the original record kept in a dead letter
 class Reason:
     """Stable reason codes of dead letters."""
 
+    NO_VALUE = "no_value"  # a Kafka record without a value (a tombstone)
     NOT_JSON = "not_json"
     NOT_OBJECT = "not_object"
     MISSING_KEY = "missing_key"
@@ -31,7 +32,7 @@ class Reason:
 
     ALL = frozenset(
         {
-            NOT_JSON, NOT_OBJECT, MISSING_KEY, INVALID_KEY, INVALID_FEATURES, NON_FINITE,
+            NO_VALUE, NOT_JSON, NOT_OBJECT, MISSING_KEY, INVALID_KEY, INVALID_FEATURES, NON_FINITE,
             INVALID_TARGET, INVALID_ID, INVALID_TS, NOTHING_TO_DO, UNKNOWN_ID, EXPIRED_ID,
             MODEL_ERROR,
         }

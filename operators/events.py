@@ -46,14 +46,16 @@ class _Rejected(Exception):
         self.detail = detail
 
 
-def decode_event(line: str) -> Event | DeadLetter:
-    """Validate one JSON line.
+def decode_event(line: str | None) -> Event | DeadLetter:
+    """Validate one JSON line (None: a Kafka record with no value).
 
     >>> decode_event('{"key": 7, "x": {"a": 1.5, "b": null}, "y": true}')
     Event(key='7', x={'a': 1.5}, y=True, id=None, ts=None, raw='{"key": 7, "x": {"a": 1.5, "b": null}, "y": true}')
     >>> decode_event('{"key": "k", "x": {"a": NaN}}').reason
     'non_finite_value'
     """
+    if line is None:
+        return DeadLetter("", Reason.NO_VALUE, "a record with no value (a Kafka tombstone) is not an event")
     try:
         record = json.loads(line)
     except ValueError as exc:

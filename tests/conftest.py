@@ -2,7 +2,10 @@
 
 import os
 
+import pytest
+
 from jobs.flink_env import WORKER_HASH_SEED
+from tests.kafka_support import local_broker
 
 
 def pytest_configure(config):
@@ -14,3 +17,10 @@ def pytest_configure(config):
             f"run the tests with PYTHONHASHSEED={WORKER_HASH_SEED} (scripts/test.sh sets it): "
             "the plain-river reference must hash strings as riverflink's workers do"
         )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory):
+    """One real broker for the whole test session, started on first use (about 10 s) and stopped at the end."""
+    with local_broker(tmp_path_factory.mktemp("kafka-broker")) as bootstrap:
+        yield bootstrap

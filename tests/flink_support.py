@@ -4,9 +4,10 @@ import dataclasses
 import json
 
 from jobs.learn_job import run_job
-from jobs.settings import Settings
+from jobs.settings import OUTPUT_NAMES, Settings, kafka_topic_of
 from state.destinations import read_records
 from state.snapshots import load_latest_models
+from tests.kafka_support import read_topic
 
 
 @dataclasses.dataclass
@@ -33,26 +34,35 @@ class Outputs:
         return final
 
 
+def _committed(settings: Settings, name: str) -> list[dict]:
+    destination = settings.outputs[name]
+    topic = kafka_topic_of(destination)
+    if topic is None:
+        return list(read_records(destination))
+    return [json.loads(record.value) for record in read_topic(settings.kafka_bootstrap, topic)]
+
+
 def run(tmp_path, model: str, inputs, parallelism: int = 2, **options) -> Outputs:
+    """Run the job; every output goes to a directory under ``tmp_path`` unless ``options`` name a destination."""
     out = tmp_path / "out"
+    destinations = {name: str(out / name) for name in OUTPUT_NAMES}
+    destinations.update({name: options.pop(name) for name in OUTPUT_NAMES if name in options})
     settings = Settings(
         model=model,
         inputs=tuple(str(path) for path in inputs),
-        predictions=str(out / "predictions"),
-        metrics=str(out / "metrics"),
-        dead_letters=str(out / "dead-letters"),
-        models_out=str(out / "models"),
         parallelism=parallelism,
         checkpoint_interval=options.pop("checkpoint_interval", 1.0),
+        **destinations,
         **options,
     )
     run_job(settings)
+    snapshots = _committed(settings, "models_out")
     return Outputs(
-        predictions=list(read_records(settings.predictions)),
-        metrics=list(read_records(settings.metrics)),
-        dead_letters=list(read_records(settings.dead_letters)),
-        snapshots=list(read_records(settings.models_out)),
-        models=load_latest_models(settings.models_out),
+        predictions=_committed(settings, "predictions"),
+        metrics=_committed(settings, "metrics"),
+        dead_letters=_committed(settings, "dead_letters"),
+        snapshots=snapshots,
+        models=load_latest_models(settings.models_out) if kafka_topic_of(settings.models_out) is None else {},
     )
 
 

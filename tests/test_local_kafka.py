@@ -1,26 +1,14 @@
 """``riverflink kafka start|stop``: a real broker, fetched, started, used and stopped by pid."""
 
 import os
-import socket
 import subprocess
 import sys
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
+from tests.kafka_support import free_ports
 from tests.models import ROOT
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (sockets held open together so none repeats)."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def riverflink_kafka(*args):

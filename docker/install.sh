@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs riverflink (not editable) into a Python environment, fetches the
+# Flink Kafka connector jar into $RIVERFLINK_CACHE, and checks the result.
+# The Dockerfile runs it at build time; tests/test_deployment.py runs it into a
+# fresh virtual environment, so the image's install steps are tested without Docker.
+#
+# usage: docker/install.sh [PYTHON [PROJECT_DIR]]
+#   PYTHON       the interpreter whose environment gets riverflink (default: python3)
+#   PROJECT_DIR  the riverflink checkout (default: this script's parent folder)
+# Needs Java 17 and Maven (mvn) on PATH; RIVERFLINK_CACHE defaults to ~/.cache/riverflink.
+set -euo pipefail
+
+python_bin="$(command -v "${1:-python3}")"
+project_dir="$(cd "${2:-$(dirname "$0")/..}" && pwd)"
+
+"$python_bin" -m pip install --quiet "$project_dir"
+
+# The checks run outside the checkout, so they see the installed package, not the sources.
+cd /
+scripts="$("$python_bin" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+"$scripts/riverflink" --help >/dev/null
+
+"$python_bin" - "$project_dir" <<'PY'
+import pathlib
+import sys
+
+import pyflink
+import river  # noqa: F401
+
+import jobs.flink_env
+
+project = pathlib.Path(sys.argv[1])
+installed = pathlib.Path(jobs.flink_env.__file__).parent
+if installed.is_relative_to(project):
+    sys.exit(f"jobs was imported from the checkout ({installed}), not from the installed package")
+# Flink's embedded interpreter needs it (see jobs/worker_boot/sitecustomize.py).
+if not (jobs.flink_env.WORKER_BOOT / "sitecustomize.py").is_file():
+    sys.exit(f"{jobs.flink_env.WORKER_BOOT}/sitecustomize.py is missing from the installed package")
+PY
+
+flink_home="$("$python_bin" -c 'import os, pyflink; print(os.path.dirname(pyflink.__file__))')"
+if [ -n "${FLINK_HOME:-}" ] && [ "$FLINK_HOME" != "$flink_home" ]; then
+  echo "FLINK_HOME is $FLINK_HOME but pyflink is installed in $flink_home" >&2
+  exit 1
+fi
+# Starts a JVM: proves Java works with the Flink distribution that the wheel ships.
+FLINK_HOME="$flink_home" "$flink_home/bin/flink" --version
+
+# Fetched with Maven by the project's own code, so the image never fetches at run time.
+jar="$("$python_bin" -c 'from jobs.connector import kafka_connector_jar; print(kafka_connector_jar())')"
+[ -s "$jar" ] || { echo "the Kafka connector jar $jar is missing or empty" >&2; exit 1; }
+
+echo "riverflink installed for $python_bin"
+echo "FLINK_HOME=$flink_home"
+echo "Kafka connector: $jar"

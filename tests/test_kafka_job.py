@@ -1,0 +1,112 @@
+"""The job against a real Kafka broker: SPEC §5.1 from a topic, §5.3 for Kafka's bad records, §5.4 files-then-Kafka.
+
+Every job here runs at parallelism 2 and reads its topic with
+stop-at-latest, so it ends by itself like a file job.
+"""
+
+import json
+
+import pytest
+
+from jobs.produce import publish
+from operators.dead_letters import Reason
+from tests import datagen
+from tests.flink_support import expected_predictions, run
+from tests.kafka_support import new_topic, read_topic, send
+from tests.models import DATA, example
+from tests.reference import river_loop, same_model
+
+KAFKA_BAD_RECORDS = [
+    ((b"k1", None), Reason.NO_VALUE),  # a tombstone
+    ((None, b"\xff\xfe{not utf-8"), Reason.NOT_JSON),
+    ((None, b"{not json"), Reason.NOT_JSON),
+    ((b"k1", b"[1, 2]"), Reason.NOT_OBJECT),
+    ((None, b'{"x": {"a": 1}}'), Reason.MISSING_KEY),
+    ((b"k1", b'{"key": "k1", "x": {"a": [1]}}'), Reason.INVALID_FEATURES),
+]
+
+
+def classifier_events() -> list[str]:
+    """Real data (river's Phishing, 10 keys) and a generated stream of 60 interleaved keys."""
+    real = (DATA / "phishing.jsonl").read_text().splitlines()
+    return real + datagen.to_lines(datagen.many_keys("classifier", n_keys=60, n_events=2000))
+
+
+def test_topic_read_at_parallelism_2_equals_plain_river(kafka_bootstrap, tmp_path):
+    spec, template, _, new_metric = example("classifier")
+    lines = classifier_events()
+    topic = new_topic(kafka_bootstrap, partitions=3)
+    half = len(lines) // 2
+    publish(kafka_bootstrap, topic, [_file(tmp_path / "first.jsonl", lines[:half])])
+    send(kafka_bootstrap, topic, [record for record, _ in KAFKA_BAD_RECORDS])  # between good events: the job goes on
+    publish(kafka_bootstrap, topic, [_file(tmp_path / "second.jsonl", lines[half:])])
+
+    outputs = run(tmp_path, spec, [], kafka_bootstrap=kafka_bootstrap, kafka_topics=(topic,),
+                  kafka_stop_at_latest=True, kafka_group="reference")
+
+    expected, expected_overall = river_loop(lines, template, "classifier", new_metric)
+    assert outputs.predictions_by_id() == expected_predictions(expected)
+    final = outputs.final_metrics()
+    probes = [json.loads(line)["x"] for line in lines[:40]]
+    for key, result in expected.items():
+        assert final[key]["value"] == result.metric.get() and final[key]["n"] == result.n, key
+        assert same_model(outputs.models[key], result.model, probes), key
+    assert set(outputs.models) == set(expected)
+    assert final[None]["value"] == pytest.approx(expected_overall.get(), rel=1e-9)
+    assert sorted(d["reason"] for d in outputs.dead_letters) == sorted(reason for _, reason in KAFKA_BAD_RECORDS)
+    assert "\ufffd" in next(d["raw"] for d in outputs.dead_letters if d["raw"].endswith("{not utf-8"))
+
+
+def _metric_values(outputs) -> dict:
+    return {key: (record["value"], record["n"]) for key, record in outputs.final_metrics().items()}
+
+
+def _file(path, lines: list[str]):
+    datagen.write_lines(path, lines)
+    return path
+
+
+@pytest.fixture(scope="module")
+def delayed_label_stream():
+    """Predictions now, labels 1-25 events later: a label may arrive in Kafka for a prediction made from a file."""
+    return datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("regressor", n_keys=40, n_events=1500)))
+
+
+@pytest.fixture(scope="module")
+def file_only(delayed_label_stream, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("file-only")
+    spec = example("regressor")[0]
+    return run(tmp_path, spec, [_file(tmp_path / "all.jsonl", delayed_label_stream)])
+
+
+@pytest.mark.parametrize("delivery", ["exactly-once", "at-least-once"])
+def test_files_then_kafka_equals_files_alone(delivery, delayed_label_stream, file_only, kafka_bootstrap, tmp_path):
+    spec, template, _, new_metric = example("regressor")
+    lines = delayed_label_stream
+    split = len(lines) * 2 // 3
+    topic = new_topic(kafka_bootstrap, partitions=3)
+    publish(kafka_bootstrap, topic, [_file(tmp_path / "live.jsonl", lines[split:])])
+    predictions_topic = new_topic(kafka_bootstrap, partitions=2)
+
+    outputs = run(tmp_path, spec, [_file(tmp_path / "history.jsonl", lines[:split])],
+                  kafka_bootstrap=kafka_bootstrap, kafka_topics=(topic,), kafka_stop_at_latest=True,
+                  kafka_delivery=delivery, predictions=f"kafka://{predictions_topic}", job_name=f"hybrid-{delivery}")
+
+    assert outputs.predictions_by_id() == file_only.predictions_by_id()  # raises on a duplicate
+    per_key, per_key_from_files = _metric_values(outputs), _metric_values(file_only)
+    assert per_key.pop(None) == pytest.approx(per_key_from_files.pop(None), rel=1e-9)  # summation order may differ
+    assert per_key == per_key_from_files
+    assert outputs.dead_letters == file_only.dead_letters == []
+    expected, _ = river_loop(lines, template, "regressor", new_metric)
+    assert outputs.predictions_by_id() == expected_predictions(expected)
+    probes = [json.loads(line)["x"] for line in lines[:40] if "x" in json.loads(line)]
+    for key, result in expected.items():
+        assert same_model(outputs.models[key], result.model, probes), key
+    # Kafka outputs are keyed by entity: all of a key's predictions in one partition, in order.
+    records = read_topic(kafka_bootstrap, predictions_topic)
+    partitions = {}
+    for record in records:
+        assert record.key.decode() == json.loads(record.value)["key"]
+        partitions.setdefault(record.key, set()).add(record.partition)
+    assert all(len(used) == 1 for used in partitions.values())
+    assert len(records) == sum(len(result.predictions) for result in expected.values())
