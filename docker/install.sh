@@ -24,7 +24,7 @@ scripts="$("$python_bin" -c 'import sysconfig; print(sysconfig.get_path("scripts
 import pathlib
 import sys
 
-import pyflink
+import pyflink  # noqa: F401
 import river  # noqa: F401
 
 import jobs.flink_env
@@ -43,8 +43,12 @@ if [ -n "${FLINK_HOME:-}" ] && [ "$FLINK_HOME" != "$flink_home" ]; then
   echo "FLINK_HOME is $FLINK_HOME but pyflink is installed in $flink_home" >&2
   exit 1
 fi
-# Starts a JVM: proves Java works with the Flink distribution that the wheel ships.
-FLINK_HOME="$flink_home" "$flink_home/bin/flink" --version
+# Starts a JVM: proves Java runs the Flink distribution that the wheel ships,
+# with the wheel's own configuration (the image's FLINK_CONF_DIR is written at start).
+flink_log="$(mktemp -d)"
+env -u FLINK_CONF_DIR -u FLINK_LIB_DIR FLINK_HOME="$flink_home" FLINK_LOG_DIR="$flink_log" \
+  "$flink_home/bin/flink" --version
+rm -rf "$flink_log"
 
 # Fetched with Maven by the project's own code, so the image never fetches at run time.
 jar="$("$python_bin" -c 'from jobs.connector import kafka_connector_jar; print(kafka_connector_jar())')"

@@ -43,6 +43,19 @@ MODEL = f"{EXAMPLES}/regressor.py:model"
         (["--model", MODEL, "--input", CHICKS, "--checkpoint-interval", "-1"], "must be positive"),
         (["--model", MODEL, "--input", CHICKS, "--predictions", "p", "--metrics", "p"], "share one destination"),
         (["--model", MODEL, "--input", CHICKS, "--predictions", CHICKS], "is a file"),
+        (["--model", MODEL, "--kafka-topic", "events"], "given without --kafka-bootstrap"),
+        (["--model", MODEL, "--input", CHICKS, "--predictions", "kafka://p"], "given without --kafka-bootstrap"),
+        (["--model", MODEL, "--input", CHICKS, "--kafka-bootstrap", "h:1"], "no --kafka-topic and no kafka:// output"),
+        (["--model", MODEL, "--kafka-bootstrap", "h:1", "--kafka-topic", "bad topic!"], "not a Kafka topic name"),
+        (["--model", MODEL, "--input", CHICKS, "--kafka-stop-at-latest"], "needs --kafka-topic"),
+        (["--model", MODEL, "--kafka-bootstrap", "h:1", "--kafka-topic", "t", "--kafka-offsets", "yesterday"],
+         "--kafka-offsets must be one of earliest, latest, committed"),
+        (["--model", MODEL, "--kafka-bootstrap", "h:1", "--kafka-topic", "t", "--kafka-offsets", "2026-01-01T00:00"],
+         "give a time zone"),
+        (["--model", MODEL, "--kafka-bootstrap", "h:1", "--kafka-topic", "t", "--kafka-property", "group.id=g"],
+         "is set by riverflink"),
+        (["--model", MODEL, "--kafka-bootstrap", "h:1", "--kafka-topic", "t", "--kafka-delivery", "maybe"],
+         "invalid choice: 'maybe'"),
     ],
 )
 def test_bad_arguments_exit_non_zero_with_one_line_and_no_job(args, message, tmp_path):
@@ -63,3 +76,15 @@ def test_run_prints_a_summary_a_person_can_read(tmp_path):
     assert "MAE = " in done.stdout and "over 578 labelled events" in done.stdout
     assert "dead letters          0 (none)" in done.stdout
     assert "50 keys ->" in done.stdout
+
+
+def test_a_client_property_is_never_echoed(tmp_path):
+    done = riverflink("run", "--model", MODEL, "--kafka-bootstrap", "h:1", "--kafka-topic", "t",
+                      "--kafka-property", "hunter2-password", env=without_java())
+    assert done.returncode == 2 and "--kafka-property: must be KEY=VALUE" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+
+
+def test_produce_refuses_without_a_broker_address():
+    done = riverflink("produce", "--topic", "t", CHICKS, env=without_java())
+    assert done.returncode == 2 and done.stderr.strip() == "riverflink: error: riverflink produce needs --kafka-bootstrap HOST:PORT"

@@ -16,6 +16,11 @@ def test_bad_records_are_rejected_with_their_reason(line, reason):
     assert decoded.reason == reason and decoded.raw == line and decoded.detail
 
 
+def test_a_record_without_a_value_is_a_dead_letter():
+    decoded = decode_event(None)  # what a Kafka tombstone arrives as
+    assert isinstance(decoded, DeadLetter) and decoded.reason == Reason.NO_VALUE and decoded.raw == ""
+
+
 def test_integer_key_becomes_its_decimal_string_and_nulls_are_missing_features():
     event = decode_event('{"key": 42, "id": 7, "x": {"a": 1, "b": null, "c": "red", "d": false}, "y": 2.5}')
     assert event == Event(key="42", x={"a": 1, "c": "red", "d": False}, y=2.5, id="7", ts=None, raw=event.raw)

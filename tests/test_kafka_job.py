@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from jobs.cli import FLINK_LOG_DIR
 from jobs.produce import publish
 from operators.dead_letters import Reason
 from tests import datagen
@@ -15,6 +16,10 @@ from tests.flink_support import expected_predictions, run
 from tests.kafka_support import new_topic, read_topic, send
 from tests.models import DATA, example
 from tests.reference import river_loop, same_model
+
+SECRET = "hunter2-never-logged"
+# Given to source and sink; unused on a PLAINTEXT listener, but handed to every Kafka client the job creates.
+SECRET_JAAS = f'org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="{SECRET}";'
 
 KAFKA_BAD_RECORDS = [
     ((b"k1", None), Reason.NO_VALUE),  # a tombstone
@@ -90,7 +95,8 @@ def test_files_then_kafka_equals_files_alone(delivery, delayed_label_stream, fil
 
     outputs = run(tmp_path, spec, [_file(tmp_path / "history.jsonl", lines[:split])],
                   kafka_bootstrap=kafka_bootstrap, kafka_topics=(topic,), kafka_stop_at_latest=True,
-                  kafka_delivery=delivery, predictions=f"kafka://{predictions_topic}", job_name=f"hybrid-{delivery}")
+                  kafka_delivery=delivery, predictions=f"kafka://{predictions_topic}", job_name=f"hybrid-{delivery}",
+                  kafka_properties=(("sasl.jaas.config", SECRET_JAAS), ("client.dns.lookup", "use_all_dns_ips")))
 
     assert outputs.predictions_by_id() == file_only.predictions_by_id()  # raises on a duplicate
     per_key, per_key_from_files = _metric_values(outputs), _metric_values(file_only)
@@ -110,3 +116,4 @@ def test_files_then_kafka_equals_files_alone(delivery, delayed_label_stream, fil
         partitions.setdefault(record.key, set()).add(record.partition)
     assert all(len(used) == 1 for used in partitions.values())
     assert len(records) == sum(len(result.predictions) for result in expected.values())
+    assert not [log.name for log in FLINK_LOG_DIR.iterdir() if log.is_file() and SECRET in log.read_text(errors="replace")]
