@@ -18,7 +18,7 @@ import time
 from jobs.maven import cache_root, fetch_jars
 from state.exceptions import RiverflinkError
 
-__all__ = ["KAFKA_VERSION", "fetch_kafka", "start_broker", "stop_broker", "broker_dir"]
+__all__ = ["KAFKA_VERSION", "fetch_kafka", "start_broker", "stop_broker", "broker_dir", "free_ports"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,18 @@ appender.file.fileName={data_dir}/broker.log
 appender.file.layout.type=PatternLayout
 appender.file.layout.pattern=%d %p %c: %m%n
 """
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports, for a broker that must not collide with anything (tests, benchmarks)."""
+    probes = [socket.socket() for _ in range(count)]  # held open together, so no port repeats
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def broker_dir(port: int) -> pathlib.Path:

@@ -1,27 +1,14 @@
 """A real Kafka broker for tests: started by the tests on free loopback ports, stopped by pid."""
 
 import contextlib
-import socket
 import uuid
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from jobs.local_kafka import start_broker, stop_broker
+from jobs.local_kafka import free_ports, start_broker, stop_broker
 
-__all__ = ["free_ports", "local_broker", "new_topic", "send", "read_topic"]
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (sockets held open together so none repeats)."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
+__all__ = ["local_broker", "new_topic", "send", "read_topic"]
 
 
 @contextlib.contextmanager

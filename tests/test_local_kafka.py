@@ -7,7 +7,7 @@ import sys
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from tests.kafka_support import free_ports
+from jobs.local_kafka import free_ports
 from tests.models import ROOT
 
 
