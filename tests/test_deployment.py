@@ -10,6 +10,7 @@ real Kafka broker, with only the host names swapped for local addresses.
 import base64
 import collections
 import contextlib
+import importlib.util
 import json
 import os
 import pathlib
@@ -142,10 +143,11 @@ def test_checkpoints_are_on_a_volume_shared_by_the_cluster():
 
 
 def test_flink_configuration_points_at_the_jobmanager():
+    args = _program_args("job")
+    parallelism = int(args[args.index("--parallelism") + 1])
     for name in ("jobmanager", "taskmanager", "job"):
         properties = _flink_properties(name)
         assert properties["jobmanager.rpc.address"] == "jobmanager", name
-        parallelism = int(_program_args("job")[_program_args("job").index("--parallelism") + 1])
         assert int(properties["taskmanager.numberOfTaskSlots"]) >= parallelism, name
     command = SERVICES["job"]["command"]
     assert command[:2] == ["flink", "run"] and "--detached" in command  # a one-shot service must exit
@@ -219,7 +221,7 @@ def _entrypoint_env(tmp_path: pathlib.Path, properties: str, role: str) -> dict[
 
 
 def test_entrypoint_writes_the_container_configuration_without_touching_the_wheel(tmp_path):
-    flink_home = pathlib.Path(sys.executable).parent.parent / "lib/python3.11/site-packages/pyflink"
+    flink_home = pathlib.Path(importlib.util.find_spec("pyflink").origin).parent
     wheel_config = (flink_home / "conf" / "config.yaml").read_bytes()
     env = _entrypoint_env(tmp_path, SERVICES["taskmanager"]["environment"]["FLINK_PROPERTIES"], "taskmanager")
     done = subprocess.run(["bash", str(ENTRYPOINT), "sh", "-c", "command -v flink; echo $FLINK_HOME"],
@@ -294,14 +296,14 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """Stops a process this test started, and the process group it leads."""
-    if process.poll() is None:
+    """Stops a process this test started and the process group it leads (the Flink client's Python child too)."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 def _run_in_image_env(command: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
@@ -334,9 +336,10 @@ def _local_cluster(tmp_path: pathlib.Path):
     processes = []
     try:
         for role in ("jobmanager", "taskmanager"):
-            log = (tmp_path / f"{role}.out").open("w")
-            processes.append(subprocess.Popen(["bash", str(ENTRYPOINT), role], env=_entrypoint_env(tmp_path, local, role),
-                                              cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            with (tmp_path / f"{role}.out").open("w") as log:
+                processes.append(subprocess.Popen(["bash", str(ENTRYPOINT), role], cwd=tmp_path, stdout=log,
+                                                  stderr=subprocess.STDOUT, start_new_session=True,
+                                                  env=_entrypoint_env(tmp_path, local, role)))
         deadline = time.monotonic() + 180
         while True:
             assert all(p.poll() is None for p in processes), "a Flink process exited; see its .out file"
@@ -366,7 +369,7 @@ def _committed(bootstrap: str, topic: str, expected: int, timeout: float) -> lis
 def test_compose_commands_run_the_job_on_a_cluster_started_by_the_entrypoint(tmp_path):
     kafka_port, controller_port = _free_ports(2)
     bootstrap = f"127.0.0.1:{kafka_port}"
-    start_broker(kafka_port, controller_port, str(tmp_path / "broker"))
+    start_broker(kafka_port, controller_port, tmp_path / "broker")
     try:
         with _local_cluster(tmp_path) as (rest_port, properties):
             local = {"kafka:9092": bootstrap, "jobmanager:8081": f"127.0.0.1:{rest_port}",
@@ -382,7 +385,7 @@ def test_compose_commands_run_the_job_on_a_cluster_started_by_the_entrypoint(tmp
             events = [json.loads(line) for line in (ROOT / "examples/data/phishing.jsonl").read_text().splitlines()]
             predictions = _committed(bootstrap, "predictions", len(events), timeout=240)
     finally:
-        stop_broker(kafka_port, str(tmp_path / "broker"))
+        stop_broker(kafka_port, tmp_path / "broker")
     # Every event predicted once, each key's model learning from its events in order (test-then-train).
     assert len(predictions) == len(events)
     versions = collections.defaultdict(list)

@@ -5,6 +5,7 @@ stop-at-latest, so it ends by itself like a file job.
 """
 
 import json
+import time
 
 import pytest
 
@@ -117,3 +118,23 @@ def test_files_then_kafka_equals_files_alone(delivery, delayed_label_stream, fil
     assert all(len(used) == 1 for used in partitions.values())
     assert len(records) == sum(len(result.predictions) for result in expected.values())
     assert not [log.name for log in FLINK_LOG_DIR.iterdir() if log.is_file() and SECRET in log.read_text(errors="replace")]
+
+
+def test_starting_offsets_committed_and_by_time(kafka_bootstrap, tmp_path):
+    spec = example("regressor")[0]
+    events = datagen.to_lines(datagen.many_keys("regressor", n_keys=10, n_events=300))
+    topic = new_topic(kafka_bootstrap, partitions=2)
+    publish(kafka_bootstrap, topic, [_file(tmp_path / "a.jsonl", events[:200])])
+    time.sleep(0.05)
+    between = int(time.time() * 1000)  # broker timestamps of the first batch are before this
+    time.sleep(0.05)
+
+    def ids_read(name, offsets, group):
+        outputs = run(tmp_path / name, spec, [], kafka_bootstrap=kafka_bootstrap, kafka_topics=(topic,),
+                      kafka_stop_at_latest=True, kafka_offsets=offsets, kafka_group=group)
+        return sorted(int(p["id"][1:]) for p in outputs.predictions)
+
+    assert ids_read("first", "committed", "resuming") == list(range(200))  # no committed offsets yet: earliest
+    publish(kafka_bootstrap, topic, [_file(tmp_path / "b.jsonl", events[200:])])
+    assert ids_read("second", "committed", "resuming") == list(range(200, 300))  # committed by the first run
+    assert ids_read("by-time", str(between), "another-group") == list(range(200, 300))
