@@ -7,6 +7,7 @@ stderr and a non-zero exit, before any Flink job is started.
 import argparse
 import importlib.util
 import logging
+import os
 import pathlib
 import sys
 
@@ -18,8 +19,10 @@ __all__ = ["main"]
 logger = logging.getLogger("riverflink")
 
 EXIT_USAGE = 2
-FLINK_LOG_DIR = pathlib.Path(importlib.util.find_spec("pyflink").origin).parent / "log"
+# Where Flink's own log goes: FLINK_LOG_DIR on a configured cluster image, else the wheel's log folder.
+FLINK_LOG_DIR = pathlib.Path(os.environ.get("FLINK_LOG_DIR") or pathlib.Path(importlib.util.find_spec("pyflink").origin).parent / "log")
 EXIT_JOB_FAILED = 1
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,10 +143,16 @@ def _run(args) -> int:
     from jobs.summary import summarize
 
     settings = _settings(args)
+    if not settings.bounded and not args.quiet:
+        print(f"riverflink: learning from Kafka ({', '.join(settings.kafka_topics)}) until stopped (Ctrl-C)",
+              file=sys.stderr)
     try:
         run_job(settings)
     except RiverflinkError:
         raise
+    except KeyboardInterrupt:  # how a streaming run on the mini-cluster ends; the JVM goes with this process
+        print("riverflink: stopped; outputs are committed up to the last completed checkpoint", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the JVM's error: its root cause here, the whole trace in Flink's log
         logger.debug("job failed", exc_info=True)
         print(f"riverflink: job failed: {_root_cause(exc)} (full trace in {FLINK_LOG_DIR})", file=sys.stderr)

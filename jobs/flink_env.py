@@ -48,6 +48,11 @@ def _pin_hash_seed() -> None:
     os.environ.setdefault("PYTHONHASHSEED", WORKER_HASH_SEED)
 
 
+def _as_uri(path: str) -> str:
+    """A URI as it is (``s3://``, ``hdfs://``, ``file:///``); a local path made absolute."""
+    return path if "://" in path else pathlib.Path(path).resolve().as_uri()
+
+
 def flink_configuration(settings: Settings, checkpoint_dir: str) -> Configuration:
     config = Configuration()
     config.set_string("python.executable", sys.executable)
@@ -60,7 +65,7 @@ def flink_configuration(settings: Settings, checkpoint_dir: str) -> Configuratio
     # A slow Python operator holds aligned barriers behind in-flight records.
     config.set_string("execution.checkpointing.unaligned.enabled", "true")
     # Always a file system: the JobManager's in-memory storage refuses state over 5 MB.
-    config.set_string("execution.checkpointing.dir", pathlib.Path(checkpoint_dir).resolve().as_uri())
+    config.set_string("execution.checkpointing.dir", _as_uri(checkpoint_dir))
     return config
 
 

@@ -25,7 +25,6 @@ import tomllib
 import urllib.request
 import zipfile
 
-import pytest
 import yaml
 from kafka import KafkaConsumer
 

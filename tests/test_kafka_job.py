@@ -1,10 +1,14 @@
 """The job against a real Kafka broker: SPEC §5.1 from a topic, §5.3 for Kafka's bad records, §5.4 files-then-Kafka.
 
-Every job here runs at parallelism 2 and reads its topic with
-stop-at-latest, so it ends by itself like a file job.
+Every job here but the last reads its topic with stop-at-latest, so it ends
+by itself like a file job; the last streams until it is interrupted.
 """
 
 import json
+import pathlib
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,10 +16,11 @@ import pytest
 from jobs.cli import FLINK_LOG_DIR
 from jobs.produce import publish
 from operators.dead_letters import Reason
+from state.destinations import read_records
 from tests import datagen
 from tests.flink_support import expected_predictions, run
 from tests.kafka_support import new_topic, read_topic, send
-from tests.models import DATA, example
+from tests.models import DATA, ROOT, example
 from tests.reference import river_loop, same_model
 
 SECRET = "hunter2-never-logged"
@@ -138,3 +143,47 @@ def test_starting_offsets_committed_and_by_time(kafka_bootstrap, tmp_path):
     publish(kafka_bootstrap, topic, [_file(tmp_path / "b.jsonl", events[200:])])
     assert ids_read("second", "committed", "resuming") == list(range(200, 300))  # committed by the first run
     assert ids_read("by-time", str(between), "another-group") == list(range(200, 300))
+
+
+def _children(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (Flink's JVM gateway and whatever it started), from /proc."""
+    parents = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [child for child, ppid in parents.items() if ppid == parent]
+        found += kids
+        frontier += kids
+    return found
+
+
+def test_a_streaming_run_stops_on_ctrl_c_and_leaves_no_process(kafka_bootstrap, tmp_path):
+    topic = new_topic(kafka_bootstrap, partitions=2)
+    publish(kafka_bootstrap, topic, [DATA / "chick_weights.jsonl"])
+    out = tmp_path / "out"
+    job = subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", "--model", "examples/regressor.py:model",
+                            "--kafka-bootstrap", kafka_bootstrap, "--kafka-topic", topic, "--out", str(out),
+                            "--checkpoint-interval", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while sum(1 for _ in read_records(out / "predictions")) < 578:  # all committed: it is streaming
+            assert job.poll() is None and time.monotonic() < deadline, job.stderr.read() if job.poll() else "timeout"
+            time.sleep(1)
+        started = _children(job.pid)
+        assert started, "the JVM runs as a child process"
+        job.send_signal(signal.SIGINT)
+        stdout, stderr = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 130, stderr
+    assert "until stopped (Ctrl-C)" in stderr and "stopped; outputs are committed" in stderr
+    time.sleep(2)
+    assert not [pid for pid in started if pathlib.Path(f"/proc/{pid}").exists()]
