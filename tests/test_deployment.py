@@ -17,7 +17,6 @@ import pathlib
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ import yaml
 from kafka import KafkaConsumer
 
 from jobs.cli import _parser, _settings
-from jobs.local_kafka import start_broker, stop_broker
+from jobs.local_kafka import free_ports, start_broker, stop_broker
 from jobs.model_spec import load_template
 from tests.models import ROOT
 
@@ -283,17 +282,6 @@ def test_install_script_installs_a_working_riverflink_into_a_fresh_environment(t
 
 # --- the compose commands against a real cluster and broker --------------------------------------
 
-def _free_ports(count: int) -> list[int]:
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
 def _stop(process: subprocess.Popen) -> None:
     """Stops a process this test started and the process group it leads (the Flink client's Python child too)."""
     with contextlib.suppress(ProcessLookupError):
@@ -324,7 +312,7 @@ def _rest(port: int, path: str) -> dict:
 @contextlib.contextmanager
 def _local_cluster(tmp_path: pathlib.Path):
     """A JobManager and a TaskManager started by the entry point, each with its own conf dir like a container."""
-    rpc_port, rest_port = _free_ports(2)
+    rpc_port, rest_port = free_ports(2)
     local = "\n".join([
         SERVICES["jobmanager"]["environment"]["FLINK_PROPERTIES"],
         "jobmanager.rpc.address: 127.0.0.1", f"jobmanager.rpc.port: {rpc_port}",
@@ -366,7 +354,7 @@ def _committed(bootstrap: str, topic: str, expected: int, timeout: float) -> lis
 
 
 def test_compose_commands_run_the_job_on_a_cluster_started_by_the_entrypoint(tmp_path):
-    kafka_port, controller_port = _free_ports(2)
+    kafka_port, controller_port = free_ports(2)
     bootstrap = f"127.0.0.1:{kafka_port}"
     start_broker(kafka_port, controller_port, tmp_path / "broker")
     try:
