@@ -24,3 +24,15 @@ def kafka_bootstrap(tmp_path_factory):
     """One real broker for the whole test session, started on first use (about 10 s) and stopped at the end."""
     with local_broker(tmp_path_factory.mktemp("kafka-broker")) as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_environment_leaks():
+    """Keep one test's in-process Python workers from breaking the next test's subprocesses.
+
+    In process mode on the mini-cluster, PyFlink's Python workers run inside
+    the test process and set PYFLINK_GATEWAY_DISABLED there; a riverflink
+    client started afterwards would inherit it and refuse to start Flink.
+    """
+    yield
+    os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
