@@ -82,9 +82,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--execution-mode", choices=EXECUTION_MODES, default="thread")
     run.add_argument("--metric", help="a river.metrics class name (default by model kind)")
     run.add_argument("--label-ttl", type=_positive_float, metavar="S", help="how long a prediction waits for its label")
+    run.add_argument("--key-ttl", type=_positive_float, metavar="S",
+                     help="drop the model and all state of a key idle this long (processing time; default never)")
     run.add_argument("--metrics-interval", type=_positive_float, default=10.0, metavar="S")
     run.add_argument("--snapshot-interval", type=_positive_float, default=60.0, metavar="S")
     run.add_argument("--quiet", action="store_true", help="print no summary")
+    run.add_argument("--jobmanager", metavar="HOST:PORT",
+                     help="submit to this Flink cluster's REST address instead of the embedded mini-cluster")
+    run.add_argument("--detached", action="store_true", help="with --jobmanager: print the job id and return")
+    run.add_argument("--from-savepoint", metavar="PATH", help="resume from a savepoint or retained checkpoint")
+    run.add_argument("--allow-non-restored-state", action="store_true",
+                     help="with --from-savepoint: drop state of operators the job no longer has (a backfill's file source)")
 
     produce = commands.add_parser("produce", help="publish JSON-lines event files to a Kafka topic, keyed by 'key'")
     _add_kafka_client(produce)
@@ -92,6 +100,21 @@ def _parser() -> argparse.ArgumentParser:
     produce.add_argument("--partitions", type=int, default=1, help="for a topic that does not exist yet")
     produce.add_argument("--replication-factor", type=int, default=1, help="for a topic that does not exist yet")
     produce.add_argument("files", nargs="+", metavar="FILE", help="JSON-lines files (.gz ok)")
+
+    cluster = commands.add_parser("cluster", help="a local Flink standalone cluster from the installed distribution")
+    cluster.add_argument("action", choices=("start", "stop"))
+    cluster.add_argument("--taskmanagers", type=int, default=1)
+    cluster.add_argument("--slots", type=int, default=1, help="slots per TaskManager (one Python interpreter each TM)")
+    cluster.add_argument("--port", type=int, default=8081, help="the JobManager's REST port")
+    cluster.add_argument("--rpc-port", type=int, default=6123, help="the JobManager's RPC port")
+    cluster.add_argument("--dir", help="config, logs, pids, checkpoints (default: ~/.cache/riverflink/flink-cluster-PORT)")
+
+    for name, purpose in (("savepoint", "take a savepoint of a running job"),
+                          ("stop", "stop a running job with a savepoint and print its path")):
+        command = commands.add_parser(name, help=purpose)
+        command.add_argument("job_id", metavar="JOB_ID")
+        command.add_argument("--jobmanager", default="127.0.0.1:8081", metavar="HOST:PORT")
+        command.add_argument("--savepoint-dir", help="default: the cluster's execution.checkpointing.savepoint-dir")
 
     kafka = commands.add_parser("kafka", help="a local single-node Kafka broker for development and tests")
     kafka.add_argument("action", choices=("start", "stop"))
@@ -117,6 +140,7 @@ def _settings(args) -> Settings:
         execution_mode=args.execution_mode,
         metric=args.metric,
         label_ttl=args.label_ttl,
+        key_ttl=args.key_ttl,
         metrics_interval=args.metrics_interval,
         snapshot_interval=args.snapshot_interval,
         job_name=args.job_name,
@@ -127,6 +151,10 @@ def _settings(args) -> Settings:
         kafka_stop_at_latest=args.kafka_stop_at_latest,
         kafka_delivery=args.kafka_delivery,
         kafka_properties=tuple(args.kafka_property),
+        jobmanager=args.jobmanager,
+        detached=args.detached,
+        from_savepoint=args.from_savepoint,
+        allow_non_restored_state=args.allow_non_restored_state,
         **outputs,
     )
 
@@ -147,7 +175,7 @@ def _run(args) -> int:
         print(f"riverflink: learning from Kafka ({', '.join(settings.kafka_topics)}) until stopped (Ctrl-C)",
               file=sys.stderr)
     try:
-        run_job(settings)
+        submitted = run_job(settings)
     except RiverflinkError:
         raise
     except KeyboardInterrupt:  # how a streaming run on the mini-cluster ends; the JVM goes with this process
@@ -157,7 +185,9 @@ def _run(args) -> int:
         logger.debug("job failed", exc_info=True)
         print(f"riverflink: job failed: {_root_cause(exc)} (full trace in {FLINK_LOG_DIR})", file=sys.stderr)
         return EXIT_JOB_FAILED
-    if not args.quiet:
+    if settings.detached:
+        print(submitted.get_job_id())
+    elif not args.quiet:
         print(summarize(settings))
     return 0
 
@@ -198,11 +228,35 @@ def _progress_bar(done: int, total: int) -> None:
     print(f"\r[{'#' * int(share * 30):<30}] {share:6.1%}", end="", file=sys.stderr, flush=True)
 
 
+def _cluster(args) -> int:
+    from jobs.local_cluster import start_cluster, stop_cluster
+
+    if args.action == "start":
+        processes = start_cluster(args.taskmanagers, args.slots, args.port, args.rpc_port, args.dir)
+        pids = ", ".join(f"{p.name} {p.pid}" for p in processes)
+        print(f"Flink cluster running: REST and web UI on http://127.0.0.1:{args.port} ({pids})")
+    elif stop_cluster(args.port, args.dir):
+        print(f"Flink cluster on 127.0.0.1:{args.port} stopped")
+    else:
+        print(f"no Flink cluster started by riverflink is running on 127.0.0.1:{args.port}")
+    return 0
+
+
+def _savepoint(args) -> int:
+    from jobs.savepoints import stop_with_savepoint, trigger_savepoint
+
+    take = stop_with_savepoint if args.command == "stop" else trigger_savepoint
+    print(take(args.jobmanager, args.job_id, args.savepoint_dir))
+    return 0
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        return {"run": _run, "produce": _produce, "kafka": _kafka}[args.command](args)
+        commands = {"run": _run, "produce": _produce, "kafka": _kafka, "cluster": _cluster,
+                    "savepoint": _savepoint, "stop": _savepoint}
+        return commands[args.command](args)
     except RiverflinkError as exc:
         print(f"riverflink: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -7,12 +7,13 @@ import site
 import sys
 
 from pyflink.common import Configuration
+from pyflink.java_gateway import get_gateway
 from pyflink.datastream import CheckpointingMode, RuntimeExecutionMode, StreamExecutionEnvironment
 
 from jobs.connector import kafka_connector_jar
 from jobs.settings import Settings
 
-__all__ = ["create_environment", "flink_configuration", "PROJECT_ROOT", "WORKER_HASH_SEED"]
+__all__ = ["create_environment", "flink_configuration", "python_path", "PROJECT_ROOT", "WORKER_HASH_SEED"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +32,14 @@ def _expose_python_path() -> None:
     without PYTHONPATH it cannot even import pemja. The JVM inherits this
     process's environment, so this must run before the first Flink call.
     """
+    os.environ["PYTHONPATH"] = python_path()
+
+
+def python_path() -> str:
+    """PYTHONPATH for Flink's Python workers: this project, the worker boot, this environment's packages."""
     wanted = [str(PROJECT_ROOT), str(WORKER_BOOT), *site.getsitepackages()]
     current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(wanted + current))
+    return os.pathsep.join(dict.fromkeys(wanted + current))
 
 
 def _pin_hash_seed() -> None:
@@ -53,7 +59,8 @@ def _as_uri(path: str) -> str:
     return path if "://" in path else pathlib.Path(path).resolve().as_uri()
 
 
-def flink_configuration(settings: Settings, checkpoint_dir: str) -> Configuration:
+def flink_configuration(settings: Settings, checkpoint_dir: str | None) -> Configuration:
+    """The job's Flink options; ``checkpoint_dir`` None leaves checkpoint storage to the cluster's configuration."""
     config = Configuration()
     config.set_string("python.executable", sys.executable)
     config.set_string("python.client.executable", sys.executable)
@@ -64,12 +71,25 @@ def flink_configuration(settings: Settings, checkpoint_dir: str) -> Configuratio
     config.set_string("restart-strategy.fixed-delay.delay", RESTART_DELAY)
     # A slow Python operator holds aligned barriers behind in-flight records.
     config.set_string("execution.checkpointing.unaligned.enabled", "true")
-    # Always a file system: the JobManager's in-memory storage refuses state over 5 MB.
-    config.set_string("execution.checkpointing.dir", _as_uri(checkpoint_dir))
+    if checkpoint_dir is not None:
+        # Always a file system: the JobManager's in-memory storage refuses state over 5 MB.
+        config.set_string("execution.checkpointing.dir", _as_uri(checkpoint_dir))
+    if settings.checkpoint_dir is not None:  # a place the user chose: keep the last checkpoint to resume from
+        config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    if settings.from_savepoint is not None:
+        config.set_string("execution.state-recovery.path", _as_uri(settings.from_savepoint))
+        config.set_string("execution.state-recovery.ignore-unclaimed-state",
+                          str(settings.allow_non_restored_state).lower())
+    if settings.jobmanager is not None:
+        host, _, port = settings.jobmanager.rpartition(":")
+        config.set_string("execution.target", "remote")
+        config.set_string("rest.address", host)
+        config.set_string("rest.port", port)
+        config.set_string("execution.attached", str(not settings.detached).lower())
     return config
 
 
-def create_environment(settings: Settings, checkpoint_dir: str) -> StreamExecutionEnvironment:
+def create_environment(settings: Settings, checkpoint_dir: str | None) -> StreamExecutionEnvironment:
     """An environment for ``settings``, checkpointing to ``checkpoint_dir``; STREAMING mode even for bounded inputs.
 
     BATCH mode would discard a key's state when it moves on to the next key and
@@ -78,9 +98,20 @@ def create_environment(settings: Settings, checkpoint_dir: str) -> StreamExecuti
     _expose_python_path()
     _pin_hash_seed()
     jars = [kafka_connector_jar().as_uri()] if settings.kafka_bootstrap else []  # fetched before the JVM starts
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings, checkpoint_dir))
+    config = flink_configuration(settings, checkpoint_dir)
+    if settings.jobmanager is None:
+        env = StreamExecutionEnvironment.get_execution_environment(config)
+    else:
+        # get_execution_environment() outside `flink run` always builds a local environment,
+        # whatever execution.target says; the plain constructor honours "remote".
+        java_environment = get_gateway().jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment
+        env = StreamExecutionEnvironment(java_environment(config._j_configuration))
     if jars:
         env.add_jars(*jars)
+    if settings.jobmanager is not None:
+        # The cluster's Python workers import riverflink's operators: ship them with the job.
+        for package in ("jobs", "operators", "state"):
+            env.add_python_file(str(PROJECT_ROOT / package))
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
     env.set_parallelism(settings.parallelism)
     env.enable_checkpointing(Settings.ms(settings.checkpoint_interval), CheckpointingMode.EXACTLY_ONCE)

@@ -47,6 +47,7 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, template, kin
         kind=kind,
         metric_name=settings.metric,
         label_ttl_ms=Settings.ms(settings.label_ttl),
+        key_ttl_ms=Settings.ms(settings.key_ttl),
         metrics_interval_ms=Settings.ms(settings.metrics_interval),
         snapshot_interval_ms=Settings.ms(settings.snapshot_interval),
         wired=frozenset(tag.tag_id for tag, on in wired.items() if on),
@@ -79,15 +80,22 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, template, kin
 
 
 def run_job(settings: Settings):
-    """Build and run the job on the embedded mini-cluster; returns Flink's JobExecutionResult."""
+    """Build and run the job on the embedded mini-cluster, or submit it to ``settings.jobmanager``.
+
+    Returns Flink's JobExecutionResult once the job ends, or, detached, the
+    JobClient of the submitted job.
+    """
     # The model spec and metric are checked before the JVM starts: a bad one costs no job.
     template, kind = load_template(settings.model)
     metric = make_metric(kind, settings.metric, template)
     with contextlib.ExitStack() as cleanup:
         checkpoint_dir = settings.checkpoint_dir
-        if checkpoint_dir is None:  # nobody will resume from these: gone with the run
+        if checkpoint_dir is None and settings.jobmanager is None:  # nobody will resume from these: gone with the run
             checkpoint_dir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="riverflink-checkpoints-"))
         env = create_environment(settings, checkpoint_dir)
         build_job(env, settings, template, kind, metric)
-        logger.info("running %s (parallelism %d), checkpoints in %s", settings.job_name, settings.parallelism, checkpoint_dir)
+        where = settings.jobmanager or "the embedded mini-cluster"
+        logger.info("running %s on %s (parallelism %d)", settings.job_name, where, settings.parallelism)
+        if settings.detached:
+            return env.execute_async(settings.job_name)
         return env.execute(settings.job_name)

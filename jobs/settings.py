@@ -75,6 +75,7 @@ class Settings:
     state_backend: str = "hashmap"
     metric: str | None = None
     label_ttl: float | None = None
+    key_ttl: float | None = None
     metrics_interval: float = 10.0
     snapshot_interval: float = 60.0
     execution_mode: str = "thread"
@@ -87,6 +88,10 @@ class Settings:
     kafka_delivery: str = "exactly-once"
     # Client properties may hold credentials (sasl.jaas.config, ssl passwords): never in a repr, a log or an error.
     kafka_properties: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
+    jobmanager: str | None = None  # HOST:PORT of a running cluster's REST API; None: the embedded mini-cluster
+    detached: bool = False
+    from_savepoint: str | None = None
+    allow_non_restored_state: bool = False
 
     def __post_init__(self):
         if not self.inputs and not self.kafka_topics:
@@ -96,7 +101,7 @@ class Settings:
                 raise SettingsError(f"--input {path}: no such file or directory")
         if self.parallelism < 1:
             raise SettingsError(f"--parallelism must be at least 1, not {self.parallelism}")
-        for name in ("checkpoint_interval", "metrics_interval", "snapshot_interval", "label_ttl"):
+        for name in ("checkpoint_interval", "metrics_interval", "snapshot_interval", "label_ttl", "key_ttl"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise SettingsError(f"--{name.replace('_', '-')} must be positive, not {value}")
@@ -111,6 +116,15 @@ class Settings:
             if path is not None and kafka_topic_of(path) is None and pathlib.Path(path).is_file():
                 raise SettingsError(f"{path} is a file; an output or checkpoint destination must be a directory")
         self._check_kafka(outputs)
+        if self.jobmanager is not None:
+            host, _, port = self.jobmanager.rpartition(":")
+            if not host or not port.isdigit():
+                raise SettingsError(f"--jobmanager must be HOST:PORT (the REST address), not {self.jobmanager!r}")
+        if self.detached and self.jobmanager is None:
+            raise SettingsError("--detached needs --jobmanager: a job on the embedded mini-cluster ends with riverflink")
+        if self.from_savepoint is not None and "://" not in self.from_savepoint \
+                and not pathlib.Path(self.from_savepoint).exists():
+            raise SettingsError(f"--from-savepoint {self.from_savepoint}: no such savepoint or checkpoint")
 
     def _check_kafka(self, outputs: list[str]) -> None:
         topics = list(self.kafka_topics) + [topic for topic in map(kafka_topic_of, outputs) if topic is not None]
