@@ -115,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("job_id", metavar="JOB_ID")
         command.add_argument("--jobmanager", default="127.0.0.1:8081", metavar="HOST:PORT")
         command.add_argument("--savepoint-dir", help="default: the cluster's execution.checkpointing.savepoint-dir")
+    commands.choices["stop"].add_argument("--drain", action="store_true",
+                                          help="end as if the input ended: final metrics and model snapshots first")
 
     kafka = commands.add_parser("kafka", help="a local single-node Kafka broker for development and tests")
     kafka.add_argument("action", choices=("start", "stop"))
@@ -245,8 +247,10 @@ def _cluster(args) -> int:
 def _savepoint(args) -> int:
     from jobs.savepoints import stop_with_savepoint, trigger_savepoint
 
-    take = stop_with_savepoint if args.command == "stop" else trigger_savepoint
-    print(take(args.jobmanager, args.job_id, args.savepoint_dir))
+    if args.command == "stop":
+        print(stop_with_savepoint(args.jobmanager, args.job_id, args.savepoint_dir, args.drain))
+    else:
+        print(trigger_savepoint(args.jobmanager, args.job_id, args.savepoint_dir))
     return 0
 
 

@@ -11,7 +11,7 @@ from pyflink.java_gateway import get_gateway
 from pyflink.datastream import CheckpointingMode, RuntimeExecutionMode, StreamExecutionEnvironment
 
 from jobs.connector import kafka_connector_jar
-from jobs.settings import Settings
+from jobs.settings import Settings, local_path
 
 __all__ = ["create_environment", "flink_configuration", "python_path", "PROJECT_ROOT", "WORKER_HASH_SEED"]
 
@@ -20,8 +20,11 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKER_BOOT = pathlib.Path(__file__).resolve().parent / "worker_boot"  # see its sitecustomize.py
 WORKER_HASH_SEED = "0"
-RESTART_ATTEMPTS = 3
-RESTART_DELAY = "2 s"
+# Restarts after a failure: 1, 2, 4, 8, 16, 30 s apart, then the job fails. Long enough to outlast
+# a lost TaskManager's heartbeat timeout; short enough that a job broken for good fails within
+# about a minute instead of retrying forever (Flink's default with checkpointing).
+RESTART_ATTEMPTS = 6
+RESTART_BACKOFF = ("1 s", "30 s")
 
 
 def _expose_python_path() -> None:
@@ -55,8 +58,9 @@ def _pin_hash_seed() -> None:
 
 
 def _as_uri(path: str) -> str:
-    """A URI as it is (``s3://``, ``hdfs://``, ``file:///``); a local path made absolute."""
-    return path if "://" in path else pathlib.Path(path).resolve().as_uri()
+    """A local path (or ``file:`` URI) as an absolute ``file:`` URI; any other URI (``s3://``) as it is."""
+    local = local_path(path)
+    return path if local is None else local.resolve().as_uri()
 
 
 def flink_configuration(settings: Settings, checkpoint_dir: str | None) -> Configuration:
@@ -66,9 +70,11 @@ def flink_configuration(settings: Settings, checkpoint_dir: str | None) -> Confi
     config.set_string("python.client.executable", sys.executable)
     config.set_string("python.execution-mode", settings.execution_mode)
     config.set_string("state.backend.type", settings.state_backend)
-    config.set_string("restart-strategy.type", "fixed-delay")
-    config.set_string("restart-strategy.fixed-delay.attempts", str(RESTART_ATTEMPTS))
-    config.set_string("restart-strategy.fixed-delay.delay", RESTART_DELAY)
+    config.set_string("restart-strategy.type", "exponential-delay")
+    config.set_string("restart-strategy.exponential-delay.initial-backoff", RESTART_BACKOFF[0])
+    config.set_string("restart-strategy.exponential-delay.max-backoff", RESTART_BACKOFF[1])
+    config.set_string("restart-strategy.exponential-delay.backoff-multiplier", "2.0")
+    config.set_string("restart-strategy.exponential-delay.attempts-before-reset-backoff", str(RESTART_ATTEMPTS))
     # A slow Python operator holds aligned barriers behind in-flight records.
     config.set_string("execution.checkpointing.unaligned.enabled", "true")
     if checkpoint_dir is not None:

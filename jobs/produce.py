@@ -82,12 +82,13 @@ def _ensure_topic(admin: KafkaAdminClient, topic: str, partitions: int, replicat
         return len(described["partitions"]), False
 
 
-def publish(bootstrap: str, topic: str, files: list[pathlib.Path], partitions: int = 1, replication: int = 1,
+def publish(bootstrap: str, topic: str, files: list[str | pathlib.Path], partitions: int = 1, replication: int = 1,
             properties: tuple[tuple[str, str], ...] = (), progress: Callable[[int, int], None] | None = None) -> Published:
     """Send every line of ``files`` to ``topic`` (created with ``partitions`` if missing); returns what was sent.
 
     ``progress(bytes_read, bytes_total)`` is called now and then for a progress display.
     """
+    files = [pathlib.Path(path) for path in files]
     for path in files:
         if not path.is_file():
             raise SettingsError(f"{path}: no such file")

@@ -60,10 +60,15 @@ def trigger_savepoint(jobmanager: str, job_id: str, target: str | None = None) -
     return location
 
 
-def stop_with_savepoint(jobmanager: str, job_id: str, target: str | None = None) -> str:
-    """Stop a job with a savepoint (no event is processed after it); returns the savepoint's location."""
+def stop_with_savepoint(jobmanager: str, job_id: str, target: str | None = None, drain: bool = False) -> str:
+    """Stop a job with a savepoint (no event is processed after it); returns the savepoint's location.
+
+    ``drain`` ends the job as if its input had ended: every key reports its
+    final metric and model snapshot before the savepoint. Resume from a
+    drained savepoint only to replay, not to go on.
+    """
     answer = _request(jobmanager, f"/jobs/{job_id}/stop",
-                      {"targetDirectory": target, "drain": False, "formatType": "CANONICAL"})
+                      {"targetDirectory": target, "drain": drain, "formatType": "CANONICAL"})
     location = _await(jobmanager, job_id, answer["request-id"])
     logger.info("job %s stopped with a savepoint at %s", job_id, location)
     return location

@@ -4,12 +4,13 @@ import dataclasses
 import datetime
 import pathlib
 import re
+import urllib.parse
 
 from state.exceptions import SettingsError
 
 __all__ = [
     "Settings", "STATE_BACKENDS", "EXECUTION_MODES", "OUTPUT_NAMES", "KAFKA_DELIVERIES", "KAFKA_OFFSETS",
-    "kafka_topic_of", "parse_start_offset",
+    "kafka_topic_of", "parse_start_offset", "local_path",
 ]
 
 STATE_BACKENDS = ("hashmap", "rocksdb")
@@ -26,6 +27,20 @@ def kafka_topic_of(destination: str | None) -> str | None:
     if destination is None or not destination.startswith(KAFKA_SCHEME):
         return None
     return destination.removeprefix(KAFKA_SCHEME)
+
+
+def local_path(location: str) -> pathlib.Path | None:
+    """The local path a location names (``/x``, ``x``, ``file:/x``, ``file:///x``); None for a remote one (``s3://``).
+
+    >>> local_path("file:/tmp/sp"), local_path("s3://bucket/sp")
+    (PosixPath('/tmp/sp'), None)
+    """
+    scheme, colon, rest = location.partition(":")
+    if not colon or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]+", scheme):
+        return pathlib.Path(location)
+    if scheme != "file":
+        return None
+    return pathlib.Path(urllib.parse.urlparse(location).path)
 
 
 def parse_start_offset(text: str) -> str | int:
@@ -122,8 +137,8 @@ class Settings:
                 raise SettingsError(f"--jobmanager must be HOST:PORT (the REST address), not {self.jobmanager!r}")
         if self.detached and self.jobmanager is None:
             raise SettingsError("--detached needs --jobmanager: a job on the embedded mini-cluster ends with riverflink")
-        if self.from_savepoint is not None and "://" not in self.from_savepoint \
-                and not pathlib.Path(self.from_savepoint).exists():
+        local = None if self.from_savepoint is None else local_path(self.from_savepoint)
+        if local is not None and not local.exists():
             raise SettingsError(f"--from-savepoint {self.from_savepoint}: no such savepoint or checkpoint")
 
     def _check_kafka(self, outputs: list[str]) -> None:

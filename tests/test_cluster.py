@@ -1,0 +1,146 @@
+"""SPEC §5.2 and savepoints on a real local Flink cluster (3 TaskManagers, one slot each) reading real Kafka.
+
+Every comparison is with the plain-river reference, which the mini-cluster
+tests prove equal to an uninterrupted run.
+"""
+
+import json
+import os
+import pathlib
+import signal
+
+import pytest
+
+from jobs.learn_job import run_job
+from jobs.local_cluster import rest_get
+from jobs.produce import publish
+from jobs.savepoints import stop_with_savepoint
+from jobs.settings import Settings
+from state.destinations import read_records
+from state.snapshots import load_latest_models
+from tests import datagen
+from tests.cluster_support import job_state, learner_taskmanagers, local_cluster, wait_until
+from tests.flink_support import expected_predictions
+from tests.kafka_support import new_topic
+from tests.models import example
+from tests.reference import river_loop, same_model
+
+KIND = "classifier"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with local_cluster(tmp_path_factory.mktemp("cluster")) as (jobmanager, processes):
+        yield jobmanager, processes
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return datagen.to_lines(datagen.many_keys(KIND, n_keys=60, n_events=2000))
+
+
+def _settings(tmp_path, jobmanager, topic, **options) -> Settings:
+    out = tmp_path / "out"
+    return Settings(
+        model=example(KIND)[0], kafka_bootstrap=options.pop("kafka_bootstrap"), kafka_topics=(topic,),
+        predictions=str(out / "predictions"), metrics=str(out / "metrics"), models_out=str(out / "models"),
+        dead_letters=str(out / "dead-letters"), checkpoint_interval=1.0, jobmanager=jobmanager, **options,
+    )
+
+
+def _committed_predictions(settings: Settings) -> list[dict]:
+    return list(read_records(settings.predictions))
+
+
+def _assert_equals_reference(settings: Settings, lines: list[str]) -> None:
+    _, template, _, new_metric = example(KIND)
+    expected, expected_overall = river_loop(lines, template, KIND, new_metric)
+    predictions = {}
+    for p in _committed_predictions(settings):
+        assert (p["key"], p["id"]) not in predictions, f"a second committed prediction for {p['key']}/{p['id']}"
+        predictions[(p["key"], p["id"])] = (p["prediction"], p["model_version"])
+    assert predictions == expected_predictions(expected)
+    final = {}
+    for record in read_records(settings.metrics):
+        if record["key"] not in final or record["n"] >= final[record["key"]]["n"]:
+            final[record["key"]] = record
+    models = load_latest_models(settings.models_out)
+    probes = [json.loads(line)["x"] for line in lines[:40]]
+    for key, result in expected.items():
+        assert (final[key]["value"], final[key]["n"]) == (result.metric.get(), result.n), key
+        assert same_model(models[key], result.model, probes), key
+    assert final[None]["value"] == pytest.approx(expected_overall.get(), rel=1e-9)
+    assert list(read_records(settings.dead_letters)) == []
+
+
+def test_stop_with_savepoint_at_parallelism_2_and_resume_at_3(cluster, stream, kafka_bootstrap, tmp_path):
+    jobmanager, _ = cluster
+    topic = new_topic(kafka_bootstrap, partitions=3)
+    half = len(stream) // 2
+    publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "first.jsonl", stream[:half])])
+    first = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2, detached=True)
+
+    job = str(run_job(first).get_job_id())
+    wait_until(lambda: len(_committed_predictions(first)) == half, 240, "the first half's predictions")
+    savepoint = stop_with_savepoint(jobmanager, job)
+
+    publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "second.jsonl", stream[half:])])
+    resumed = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=3, detached=True,
+                        from_savepoint=savepoint)
+    job = str(run_job(resumed).get_job_id())
+    wait_until(lambda: len(_committed_predictions(resumed)) == len(stream), 240, "every prediction")
+    stop_with_savepoint(jobmanager, job, drain=True)  # final metrics and model snapshots
+    assert job_state(jobmanager, job) == "FINISHED"
+
+    _assert_equals_reference(resumed, stream)
+
+
+def _python_workers(pid: int) -> list[int]:
+    """Descendants of ``pid`` that are PyFlink's Python worker processes (process mode)."""
+    workers = []
+    for child in _descendants(pid):
+        try:
+            command = pathlib.Path(f"/proc/{child}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if b"python" in command and b"pyflink" in command:
+            workers.append(child)
+    return workers
+
+
+def _descendants(pid: int) -> list[int]:
+    children = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    direct = [int(child) for child in children.read_text().split()] if children.exists() else []
+    return direct + [grandchild for child in direct for grandchild in _descendants(child)]
+
+
+def _kill(victim: str, cluster: list, jobmanager: str, job: str) -> int:
+    """SIGKILL a TaskManager running the learner, or one of its Python workers; returns the pid killed."""
+    running = learner_taskmanagers(jobmanager, job)
+    taskmanager = next(p for p in cluster if p.name == sorted(running)[0])
+    pid = taskmanager.pid if victim == "taskmanager" else _python_workers(taskmanager.pid)[0]
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+@pytest.mark.parametrize("mode, victim, at", [
+    ("thread", "taskmanager", 0.25),
+    ("thread", "taskmanager", 0.6),
+    ("process", "python worker", 0.4),
+])
+def test_a_kill_mid_stream_changes_no_committed_output(mode, victim, at, kafka_bootstrap, tmp_path):
+    events = datagen.to_lines(datagen.many_keys(KIND, n_keys=200, n_events=12_000, seed=3))
+    topic = new_topic(kafka_bootstrap, partitions=3)
+    publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "events.jsonl", events)])
+    with local_cluster(tmp_path / "cluster") as (jobmanager, processes):  # its own: a killed TaskManager stays dead
+        settings = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2,
+                             detached=True, kafka_stop_at_latest=True, execution_mode=mode)
+        job = str(run_job(settings).get_job_id())
+        wait_until(lambda: len(_committed_predictions(settings)) >= at * len(events), 300, f"{at:.0%} committed")
+        assert job_state(jobmanager, job) == "RUNNING", "the job ended before the kill: give it more events"
+        _kill(victim, processes, jobmanager, job)
+        wait_until(lambda: job_state(jobmanager, job) in ("FINISHED", "FAILED"), 300, "the job to end")
+        assert job_state(jobmanager, job) == "FINISHED"
+        failures = rest_get(int(jobmanager.rpartition(":")[2]), f"/jobs/{job}/exceptions")["exceptionHistory"]
+        assert failures["entries"], "the kill caused no failure: nothing was proven"
+    _assert_equals_reference(settings, events)
