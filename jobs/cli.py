@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the learning job")
     run.add_argument("--model", required=True, help="package.module:name, path/to/file.py:name or model.pkl")
     run.add_argument("--input", action="append", default=[], help="JSON-lines file or directory (.gz ok); repeatable")
+    run.add_argument("--watch-inputs", type=_positive_float, metavar="S",
+                     help="keep running and read files that appear in the --input directories, looking every S seconds")
     _add_kafka_client(run)
     run.add_argument("--kafka-topic", action="append", default=[], help="read events from this topic; repeatable; "
                      "with --input, the files are read first, then Kafka, in one job")
@@ -157,6 +159,7 @@ def _settings(args) -> Settings:
         detached=args.detached,
         from_savepoint=args.from_savepoint,
         allow_non_restored_state=args.allow_non_restored_state,
+        watch_inputs=args.watch_inputs,
         **outputs,
     )
 
@@ -173,9 +176,9 @@ def _run(args) -> int:
     from jobs.summary import summarize
 
     settings = _settings(args)
-    if not settings.bounded and not args.quiet:
-        print(f"riverflink: learning from Kafka ({', '.join(settings.kafka_topics)}) until stopped (Ctrl-C)",
-              file=sys.stderr)
+    if not settings.bounded and not settings.detached and not args.quiet:
+        source = f"Kafka ({', '.join(settings.kafka_topics)})" if settings.kafka_topics else "watched inputs"
+        print(f"riverflink: learning from {source} until stopped (Ctrl-C)", file=sys.stderr)
     try:
         submitted = run_job(settings)
     except RiverflinkError:

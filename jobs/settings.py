@@ -107,6 +107,7 @@ class Settings:
     detached: bool = False
     from_savepoint: str | None = None
     allow_non_restored_state: bool = False
+    watch_inputs: float | None = None  # seconds between looks for new files; None: read the inputs once
 
     def __post_init__(self):
         if not self.inputs and not self.kafka_topics:
@@ -135,6 +136,10 @@ class Settings:
             host, _, port = self.jobmanager.rpartition(":")
             if not host or not port.isdigit():
                 raise SettingsError(f"--jobmanager must be HOST:PORT (the REST address), not {self.jobmanager!r}")
+        if self.watch_inputs is not None and (self.watch_inputs <= 0 or not self.inputs):
+            raise SettingsError("--watch-inputs needs --input and a positive number of seconds")
+        if self.watch_inputs is not None and self.kafka_topics:
+            raise SettingsError("--watch-inputs reads files for ever, so Kafka would never be read: choose one")
         if self.detached and self.jobmanager is None:
             raise SettingsError("--detached needs --jobmanager: a job on the embedded mini-cluster ends with riverflink")
         local = None if self.from_savepoint is None else local_path(self.from_savepoint)
@@ -163,7 +168,7 @@ class Settings:
     @property
     def bounded(self) -> bool:
         """Whether the job ends by itself: files only, or Kafka read up to the offsets at start."""
-        return not self.kafka_topics or self.kafka_stop_at_latest
+        return self.watch_inputs is None and (not self.kafka_topics or self.kafka_stop_at_latest)
 
     @property
     def outputs(self) -> dict[str, str | None]:

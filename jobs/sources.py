@@ -5,7 +5,7 @@ a backfill from files and live learning from Kafka run the same operators
 over the same keyed state.
 """
 
-from pyflink.common import Types, WatermarkStrategy
+from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.java_gateway import get_gateway
 from pyflink.util.java_utils import get_java_class
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
@@ -19,7 +19,10 @@ __all__ = ["event_lines"]
 
 
 def _file_source(settings: Settings) -> FileSource:
-    return FileSource.for_record_stream_format(StreamFormat.text_line_format(), *settings.inputs).build()
+    builder = FileSource.for_record_stream_format(StreamFormat.text_line_format(), *settings.inputs)
+    if settings.watch_inputs is not None:  # unbounded: files that appear later are read too, each once
+        builder.monitor_continuously(Duration.of_millis(Settings.ms(settings.watch_inputs)))
+    return builder.build()
 
 
 def _starting_offsets(settings: Settings) -> KafkaOffsetsInitializer:

@@ -4,10 +4,13 @@ Every comparison is with the plain-river reference, which the mini-cluster
 tests prove equal to an uninterrupted run.
 """
 
+import dataclasses
 import json
 import os
 import pathlib
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -22,7 +25,7 @@ from tests import datagen
 from tests.cluster_support import job_state, learner_taskmanagers, local_cluster, wait_until
 from tests.flink_support import expected_predictions
 from tests.kafka_support import new_topic
-from tests.models import example
+from tests.models import ROOT, example
 from tests.reference import river_loop, same_model
 
 KIND = "classifier"
@@ -123,18 +126,18 @@ def _kill(victim: str, cluster: list, jobmanager: str, job: str) -> int:
     return pid
 
 
-@pytest.mark.parametrize("mode, victim, at", [
-    ("thread", "taskmanager", 0.25),
-    ("thread", "taskmanager", 0.6),
-    ("process", "python worker", 0.4),
+@pytest.mark.parametrize("mode, backend, victim, at", [
+    ("thread", "hashmap", "taskmanager", 0.25),
+    ("thread", "rocksdb", "taskmanager", 0.5),
+    ("process", "hashmap", "python worker", 0.4),
 ])
-def test_a_kill_mid_stream_changes_no_committed_output(mode, victim, at, kafka_bootstrap, tmp_path):
-    events = datagen.to_lines(datagen.many_keys(KIND, n_keys=200, n_events=12_000, seed=3))
+def test_a_kill_mid_stream_changes_no_committed_output(mode, backend, victim, at, kafka_bootstrap, tmp_path):
+    events = datagen.to_lines(datagen.many_keys(KIND, n_keys=200, n_events=30_000, seed=3))
     topic = new_topic(kafka_bootstrap, partitions=3)
     publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "events.jsonl", events)])
     with local_cluster(tmp_path / "cluster") as (jobmanager, processes):  # its own: a killed TaskManager stays dead
         settings = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2,
-                             detached=True, kafka_stop_at_latest=True, execution_mode=mode)
+                             detached=True, kafka_stop_at_latest=True, execution_mode=mode, state_backend=backend)
         job = str(run_job(settings).get_job_id())
         wait_until(lambda: len(_committed_predictions(settings)) >= at * len(events), 300, f"{at:.0%} committed")
         assert job_state(jobmanager, job) == "RUNNING", "the job ended before the kill: give it more events"
@@ -144,3 +147,41 @@ def test_a_kill_mid_stream_changes_no_committed_output(mode, victim, at, kafka_b
         failures = rest_get(int(jobmanager.rpartition(":")[2]), f"/jobs/{job}/exceptions")["exceptionHistory"]
         assert failures["entries"], "the kill caused no failure: nothing was proven"
     _assert_equals_reference(settings, events)
+
+
+def _riverflink(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+
+
+def test_backfill_from_files_then_stream_from_its_savepoint(cluster, stream, kafka_bootstrap, tmp_path):
+    jobmanager, _ = cluster
+    split = len(stream) * 2 // 3
+    history = datagen.write_lines(tmp_path / "history.jsonl", stream[:split])
+    topic = new_topic(kafka_bootstrap, partitions=3)
+    backfill = dataclasses.replace(
+        _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2, detached=True),
+        inputs=(history,), kafka_topics=(), kafka_bootstrap=None, watch_inputs=1.0,
+    )
+
+    out = tmp_path / "out"
+    submitted = _riverflink("run", "--jobmanager", jobmanager, "--detached", "--model", backfill.model,
+                            "--input", history, "--watch-inputs", "1", "--checkpoint-interval", "1",
+                            "--parallelism", "2", "--predictions", str(out / "predictions"),
+                            "--metrics", str(out / "metrics"), "--models-out", str(out / "models"),
+                            "--dead-letters", str(out / "dead-letters"))
+    job = submitted.stdout.strip()
+    assert len(job) == 32, submitted.stdout + submitted.stderr
+    wait_until(lambda: len(_committed_predictions(backfill)) == split, 240, "the history's predictions")
+    stopped = _riverflink("stop", job, "--jobmanager", jobmanager)
+    savepoint = stopped.stdout.strip()
+    assert stopped.returncode == 0 and "savepoint" in savepoint, stopped.stderr
+
+    publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "live.jsonl", stream[split:])])
+    live = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2, detached=True,
+                     from_savepoint=savepoint, allow_non_restored_state=True)  # the file source is gone
+    job = str(run_job(live).get_job_id())
+    wait_until(lambda: len(_committed_predictions(live)) == len(stream), 240, "every prediction")
+    stop_with_savepoint(jobmanager, job, drain=True)
+
+    _assert_equals_reference(live, stream)
