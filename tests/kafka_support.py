@@ -1,14 +1,16 @@
 """A real Kafka broker for tests: started by the tests on free loopback ports, stopped by pid."""
 
 import contextlib
+import time
 import uuid
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
 from jobs.local_kafka import free_ports, start_broker, stop_broker
+from jobs.produce import event_key
 
-__all__ = ["local_broker", "new_topic", "send", "read_topic"]
+__all__ = ["local_broker", "new_topic", "send", "send_steadily", "read_topic"]
 
 
 @contextlib.contextmanager
@@ -39,6 +41,21 @@ def send(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | N
     try:
         for key, value in records:
             producer.send(topic, key=key, value=value).get(timeout=30)
+    finally:
+        producer.close()
+
+
+def send_steadily(bootstrap: str, topic: str, lines: list[str], rate: float) -> None:
+    """Publish event lines keyed by entity at ``rate`` per second, as a live source would."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    start = time.monotonic()
+    try:
+        for i, line in enumerate(lines):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            producer.send(topic, key=event_key(line), value=line.encode())
+        producer.flush()
     finally:
         producer.close()
 

@@ -56,6 +56,11 @@ MODEL = f"{EXAMPLES}/regressor.py:model"
          "is set by riverflink"),
         (["--model", MODEL, "--kafka-bootstrap", "h:1", "--kafka-topic", "t", "--kafka-delivery", "maybe"],
          "invalid choice: 'maybe'"),
+        (["--model", MODEL, "--input", CHICKS, "--detached"], "--detached needs --jobmanager"),
+        (["--model", MODEL, "--input", CHICKS, "--jobmanager", "nohost"], "--jobmanager must be HOST:PORT"),
+        (["--model", MODEL, "--input", CHICKS, "--from-savepoint", "no/such/savepoint"], "no such savepoint"),
+        (["--model", MODEL, "--input", CHICKS, "--watch-inputs", "1", "--kafka-bootstrap", "h:1", "--kafka-topic", "t"],
+         "choose one"),
     ],
 )
 def test_bad_arguments_exit_non_zero_with_one_line_and_no_job(args, message, tmp_path):
@@ -88,3 +93,14 @@ def test_a_client_property_is_never_echoed(tmp_path):
 def test_produce_refuses_without_a_broker_address():
     done = riverflink("produce", "--topic", "t", CHICKS, env=without_java())
     assert done.returncode == 2 and done.stderr.strip() == "riverflink: error: riverflink produce needs --kafka-bootstrap HOST:PORT"
+
+
+def test_cluster_stop_ends_nothing_it_did_not_start(tmp_path):
+    done = riverflink("cluster", "stop", "--port", "1", "--dir", str(tmp_path), env=without_java())
+    assert done.returncode == 0 and done.stdout.strip() == "no Flink cluster started by riverflink is running on 127.0.0.1:1"
+
+
+def test_cluster_start_refuses_an_empty_cluster(tmp_path):
+    done = riverflink("cluster", "start", "--taskmanagers", "0", "--dir", str(tmp_path), env=without_java())
+    assert done.returncode == 2
+    assert done.stderr.strip() == "riverflink: error: a cluster needs at least one TaskManager with at least one slot"

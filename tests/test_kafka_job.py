@@ -21,6 +21,7 @@ from tests import datagen
 from tests.flink_support import expected_predictions, run
 from tests.kafka_support import new_topic, read_topic, send
 from tests.models import DATA, ROOT, example
+from tests.processes import descendants
 from tests.reference import river_loop, same_model
 
 SECRET = "hunter2-never-logged"
@@ -145,24 +146,6 @@ def test_starting_offsets_committed_and_by_time(kafka_bootstrap, tmp_path):
     assert ids_read("by-time", str(between), "another-group") == list(range(200, 300))
 
 
-def _children(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (Flink's JVM gateway and whatever it started), from /proc."""
-    parents = {}
-    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        kids = [child for child, ppid in parents.items() if ppid == parent]
-        found += kids
-        frontier += kids
-    return found
-
-
 def test_a_streaming_run_stops_on_ctrl_c_and_leaves_no_process(kafka_bootstrap, tmp_path):
     topic = new_topic(kafka_bootstrap, partitions=2)
     publish(kafka_bootstrap, topic, [DATA / "chick_weights.jsonl"])
@@ -176,7 +159,7 @@ def test_a_streaming_run_stops_on_ctrl_c_and_leaves_no_process(kafka_bootstrap, 
         while sum(1 for _ in read_records(out / "predictions")) < 578:  # all committed: it is streaming
             assert job.poll() is None and time.monotonic() < deadline, job.stderr.read() if job.poll() else "timeout"
             time.sleep(1)
-        started = _children(job.pid)
+        started = descendants(job.pid)
         assert started, "the JVM runs as a child process"
         job.send_signal(signal.SIGINT)
         stdout, stderr = job.communicate(timeout=60)

@@ -1,0 +1,31 @@
+"""Finding the processes a test's processes started, from /proc (never by name)."""
+
+import pathlib
+
+__all__ = ["descendants", "command_line"]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``, whichever of its threads started it."""
+    parents = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def command_line(pid: int) -> bytes:
+    """The process's command line (NUL-separated), or b"" once it is gone."""
+    try:
+        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
