@@ -10,7 +10,7 @@ import json
 
 from pyflink.common import Encoder, Row, Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
-from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig
+from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig, RollingPolicy
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
 
 from jobs.settings import Settings, kafka_topic_of
@@ -29,6 +29,9 @@ def _file_sink(path: str, name: str) -> FileSink:
         FileSink.for_row_format(path, Encoder.simple_string_encoder())
         .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
         .with_output_file_config(OutputFileConfig.builder().with_part_prefix(name).with_part_suffix(".jsonl").build())
+        # Roll, and so commit, on every checkpoint: the default rolls a row file only after 60 s
+        # of inactivity, so a streaming job's outputs would lag its checkpoints by minutes.
+        .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
         .build()
     )
 

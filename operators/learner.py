@@ -9,6 +9,12 @@ stream: recovery replays from there and nothing is learned twice.
 Timers: every key has an event-time timer at the end of time, which fires when
 a bounded input ends (final metric and model snapshot), and processing-time
 timers on interval boundaries for periodic metrics, snapshots and label expiry.
+
+Key TTL (``key_ttl_ms``): the key's last event time is kept in its own small
+state; every event registers a processing-time check (``KeyExpiry.check_at``),
+and a key found idle, by a check or by its next event, loses all its state
+(model, metric, event ids, its end-of-input timer) and reports nothing more:
+its next event starts from the template.
 """
 
 import base64
@@ -18,10 +24,10 @@ import time
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.time_domain import TimeDomain
 
-from operators.learning import LearningStep, metric_record, to_json
+from operators.learning import KeyExpiry, LearningStep, metric_record, next_boundary, to_json
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
-from state.descriptors import event_ids_descriptor, key_state_descriptor
+from state.descriptors import event_ids_descriptor, key_state_descriptor, last_seen_descriptor
 from state.envelope import dump_state, load_state
 
 __all__ = ["LearnerFunction", "END_OF_INPUT", "next_boundary"]
@@ -29,11 +35,6 @@ __all__ = ["LearnerFunction", "END_OF_INPUT", "next_boundary"]
 logger = logging.getLogger(__name__)
 
 END_OF_INPUT = 2**63 - 1  # Flink's maximum watermark: reached only when a bounded input ends
-
-
-def next_boundary(now_ms: int, interval_ms: int) -> int:
-    """The next multiple of ``interval_ms``: keys updated in one interval share one timer time."""
-    return (now_ms // interval_ms + 1) * interval_ms
 
 
 class LearnerFunction(KeyedProcessFunction):
@@ -48,6 +49,7 @@ class LearnerFunction(KeyedProcessFunction):
         metrics_interval_ms: int,
         snapshot_interval_ms: int,
         wired: frozenset = frozenset(),
+        key_ttl_ms: int | None = None,
     ):
         self.template = template
         self.kind = kind
@@ -55,6 +57,7 @@ class LearnerFunction(KeyedProcessFunction):
         self.label_ttl_ms = label_ttl_ms
         self.metrics_interval_ms = metrics_interval_ms
         self.snapshot_interval_ms = snapshot_interval_ms
+        self.key_ttl_ms = key_ttl_ms
         # Which side outputs the job consumes: PyFlink fails on a record sent to any other.
         self.emits_metrics = METRICS.tag_id in wired
         self.emits_metric_updates = METRIC_UPDATES.tag_id in wired
@@ -72,18 +75,26 @@ class LearnerFunction(KeyedProcessFunction):
         )
         self.key_state = runtime_context.get_state(key_state_descriptor())
         self.ids = runtime_context.get_map_state(event_ids_descriptor())
+        self.expiry = None if self.key_ttl_ms is None else KeyExpiry(self.key_ttl_ms)
+        self.last_seen = None if self.expiry is None else runtime_context.get_state(last_seen_descriptor())
         group = runtime_context.get_metrics_group()
         self.predicted = group.counter("events_predicted")
         self.learned = group.counter("events_learned")
         self.dead_lettered = group.counter("events_dead_lettered")
         self.duplicates = group.counter("duplicates_dropped")
         self.keys_created = group.counter("keys_created")
+        self.keys_expired = group.counter("keys_expired")
         self.process_time = group.distribution("event_process_time_us")
 
     def process_element(self, event, ctx):
         started = time.perf_counter()
         timers = ctx.timer_service()
         now_ms = timers.current_processing_time()
+        if self.expiry is not None:
+            if self.expiry.idle(self.last_seen.value(), now_ms):  # its check has not fired yet
+                self._drop_key(timers)
+            self.last_seen.update(now_ms)
+            timers.register_processing_time_timer(self.expiry.check_at(now_ms))
         blob = self.key_state.value()
         state = self.step.new_state() if blob is None else load_state(blob)
         outcome = self.step.process(state, self.ids, event, now_ms)
@@ -116,6 +127,13 @@ class LearnerFunction(KeyedProcessFunction):
     def on_timer(self, timestamp, ctx):
         now_ms = ctx.timer_service().current_processing_time()
         end_of_input = ctx.time_domain() == TimeDomain.EVENT_TIME
+        if self.expiry is not None:
+            # A processing-time timer is due at `timestamp`: never judge by an earlier clock reading,
+            # or the key's last check could find it not quite idle, and nothing would check it again.
+            checked_at = now_ms if end_of_input else max(now_ms, timestamp)
+            if self.expiry.idle(self.last_seen.value(), checked_at):
+                self._drop_key(ctx.timer_service())
+                return
         if self.label_ttl_ms is not None and not end_of_input:
             self.step.expire(self.ids, now_ms)
         blob = self.key_state.value()
@@ -132,3 +150,11 @@ class LearnerFunction(KeyedProcessFunction):
                 "model": base64.b64encode(dump_state(state.model)).decode(),
             }
             yield MODEL_SNAPSHOTS, to_json(snapshot)
+
+    def _drop_key(self, timers) -> None:
+        """Forget everything the current key owns; its next event starts from the template."""
+        self.key_state.clear()
+        self.ids.clear()
+        self.last_seen.clear()
+        timers.delete_event_time_timer(END_OF_INPUT)  # else a stream of new keys leaves one timer each behind
+        self.keys_expired.inc()

@@ -7,7 +7,7 @@ part of the upgrade contract: change them and old savepoints no longer restore.
 from pyflink.common import Types
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-__all__ = ["key_state_descriptor", "event_ids_descriptor", "overall_metric_descriptor"]
+__all__ = ["key_state_descriptor", "event_ids_descriptor", "last_seen_descriptor", "overall_metric_descriptor"]
 
 
 def key_state_descriptor() -> ValueStateDescriptor:
@@ -22,6 +22,15 @@ def event_ids_descriptor() -> MapStateDescriptor:
     heap backend in thread mode.
     """
     return MapStateDescriptor("event_ids", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+
+
+def last_seen_descriptor() -> ValueStateDescriptor:
+    """When the key last saw an event (processing time, epoch ms); kept only with ``--key-ttl``.
+
+    Apart from the envelope so that remembering it costs one small write per
+    event, not a re-serialized model.
+    """
+    return ValueStateDescriptor("last_seen_ms", Types.LONG())
 
 
 def overall_metric_descriptor() -> ValueStateDescriptor:

@@ -1,29 +1,39 @@
 """The Flink-free learning step against plain river, for every model kind and every rule of SPEC §1."""
 
 import json
+import random
 
 import pytest
 
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import decode_event
-from operators.learning import LearningStep
+from operators.learning import KeyExpiry, LearningStep
 from state.envelope import dump_state, load_state
 from tests import datagen
 from tests.models import example
 from tests.reference import KINDS, river_loop, same_model
 
 
-def drive(step: LearningStep, lines, clock=lambda: 0):
-    """Run lines through the step the way the Flink adapter does: state as bytes between events."""
+def drive(step: LearningStep, lines, clock=lambda: 0, expiry: KeyExpiry | None = None):
+    """Run lines through the step the way the Flink adapter does: state as bytes between events.
+
+    With ``expiry``, a key found idle when its next event comes loses its state and ids first.
+    """
     stored: dict[str, bytes] = {}
     ids: dict[str, dict] = {}
+    last_seen: dict[str, int] = {}
     outcomes = []
     for line in lines:
         event = decode_event(line)
         assert not isinstance(event, DeadLetter), event
+        now_ms = clock()
+        if expiry is not None:
+            if expiry.idle(last_seen.get(event.key), now_ms):
+                del stored[event.key], ids[event.key]
+            last_seen[event.key] = now_ms
         blob = stored.get(event.key)
         state = step.new_state() if blob is None else load_state(blob)
-        outcome = step.process(state, ids.setdefault(event.key, {}), event, clock())
+        outcome = step.process(state, ids.setdefault(event.key, {}), event, now_ms)
         if outcome.state_changed:
             stored[event.key] = dump_state(state)
         outcomes.append(outcome)
@@ -136,3 +146,73 @@ def test_keys_are_isolated():
         mine = [o.prediction for o in outcomes if o.prediction and o.prediction.key == key]
         assert mine == [o.prediction for o in alone_outcomes if o.prediction]
         assert together[key].metric.get() == alone[key].metric.get()
+
+
+def test_key_expiry_decides_idleness_from_the_clock_it_is_given():
+    expiry = KeyExpiry(2_000)
+    assert not expiry.idle(None, 10**12)  # nothing remembered (never seen, or dropped already)
+    assert not expiry.idle(5_000, 5_000) and not expiry.idle(5_000, 6_999)
+    assert expiry.idle(5_000, 7_000) and expiry.idle(5_000, 60_000)
+    assert expiry.granularity_ms == 1_000 and KeyExpiry(3_600_000).granularity_ms == 360_000
+    # keys seen within one granularity share their check time
+    assert expiry.check_at(5_001) == expiry.check_at(5_999) == 8_000
+    with pytest.raises(ValueError):
+        KeyExpiry(0)
+
+
+@pytest.mark.parametrize("ttl_ms", [1, 999, 1_000, 2_000, 2_500, 86_400_000])
+def test_a_keys_last_check_always_finds_it_idle_soon_after_the_ttl(ttl_ms):
+    # Every event registers a check at check_at(now); the check of a key's last event must
+    # drop it (else nothing ever would), and no later than one granularity after the TTL.
+    expiry = KeyExpiry(ttl_ms)
+    rng = random.Random(ttl_ms)
+    for seen in [0, 1, ttl_ms, expiry.granularity_ms, expiry.granularity_ms - 1] + [rng.randrange(10**13) for _ in range(500)]:
+        check = expiry.check_at(seen)
+        assert check % expiry.granularity_ms == 0
+        assert expiry.idle(seen, check) and not expiry.idle(seen, seen + ttl_ms - 1)
+        assert check - seen < ttl_ms + expiry.granularity_ms
+
+
+def test_a_key_idle_past_its_ttl_starts_again_from_the_template():
+    kind = "regressor"
+    step, template, new_metric = make_step(kind)
+    events = datagen.many_keys(kind, n_keys=6, n_events=600)
+    before, after = datagen.to_lines(events[:300]), datagen.to_lines(events[300:])
+    # k0 keeps seeing an event every 1.5 s during the 10 s gap; the other keys are idle through it.
+    busy = datagen.to_lines([{**e, "id": f"busy-{i}"} for i, e in enumerate(datagen.many_keys(kind, n_keys=1, n_events=6, seed=3))])
+    times = [10 * i for i in range(300)] + [3_000 + 1_500 * i for i in range(6)] + [13_000 + 10 * i for i in range(300)]
+    clock = iter(times).__next__
+    states, ids, outcomes = drive(step, before + busy + after, clock, KeyExpiry(5_000))
+
+    served = {}
+    for outcome in outcomes[306:]:
+        p = outcome.prediction
+        served.setdefault(p.key, []).append((p.id, p.prediction, p.model_version))
+    fresh, _ = river_loop(after, template, kind, new_metric)
+    whole, _ = river_loop(before + busy + after, template, kind, new_metric)
+    assert set(served) == {f"k{i}" for i in range(6)}
+    for key, predictions in served.items():
+        expected = whole[key] if key == "k0" else fresh[key]
+        assert predictions == (expected.predictions[-len(predictions):] if key == "k0" else expected.predictions), key
+        assert states[key].model_version == expected.learned and states[key].metric_n == expected.n, key
+    assert [version for _, _, version in served["k1"]] == list(range(len(served["k1"])))
+    assert served["k0"][0][2] > 0
+    # the ids went with the model: an id seen only before the gap is unknown now
+    assert "e0" not in ids[events[0]["key"]] and any(event_id.startswith("busy-") for event_id in ids["k0"])
+
+
+def test_an_expired_keys_event_ids_are_forgotten_with_its_model():
+    # A re-delivery after the key expired is a new event for a new model, and a label for a
+    # prediction made before the gap is unknown (not expired): its features went with the key.
+    step, _, _ = make_step("regressor", label_ttl_ms=60_000)
+    lines = [
+        '{"key": "a", "id": "1", "x": {"time": 1}, "y": 40}',
+        '{"key": "a", "id": "2", "x": {"time": 2}}',
+        '{"key": "a", "id": "1", "x": {"time": 1}, "y": 40}',
+        '{"key": "a", "id": "2", "y": 45}',
+    ]
+    clock = iter([0, 100, 10_000, 10_100]).__next__
+    states, ids, outcomes = drive(step, lines, clock, KeyExpiry(5_000))
+    assert outcomes[2].prediction.model_version == 0 and outcomes[2].learned and not outcomes[2].duplicate
+    assert outcomes[3].dead_letter.reason == Reason.UNKNOWN_ID
+    assert states["a"].model_version == 1 and ids["a"] == {"1": ("done",)}
