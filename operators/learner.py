@@ -146,7 +146,7 @@ class LearnerFunction(KeyedProcessFunction):
                 yield METRICS, metric_record(key, state.metric, state.metric_n, now_ms)
         if self.emits_snapshots and (end_of_input or timestamp % self.snapshot_interval_ms == 0):
             snapshot = {
-                "key": key, "model_version": state.model_version,
+                "key": key, "model_version": state.model_version, "ts": now_ms / 1000,
                 "model": base64.b64encode(dump_state(state.model)).decode(),
             }
             yield MODEL_SNAPSHOTS, to_json(snapshot)

@@ -9,12 +9,18 @@ from state.envelope import load_state
 __all__ = ["load_latest_models"]
 
 
+def _recency(snapshot: dict) -> tuple:
+    return snapshot.get("ts") or 0, snapshot["model_version"]  # early snapshots had no ts
+
+
 def load_latest_models(destination: str | pathlib.Path) -> dict[str, object]:
     """The latest model of every key in a models destination.
 
-    "Latest" is the snapshot with the highest ``model_version`` (the most
-    learn steps), so the answer does not depend on file order. A snapshot
-    written by another river version raises ``StateVersionError``.
+    "Latest" is the snapshot written last (its ``ts``), then the one with the
+    highest ``model_version`` (the most learn steps), so the answer does not
+    depend on file order and a key restarted by ``--key-ttl`` is its new
+    model. A snapshot written by another river version raises
+    ``StateVersionError``.
 
     >>> import tempfile, json, base64
     >>> from river import linear_model
@@ -30,6 +36,6 @@ def load_latest_models(destination: str | pathlib.Path) -> dict[str, object]:
     latest: dict[str, dict] = {}
     for snapshot in read_records(destination):
         known = latest.get(snapshot["key"])
-        if known is None or snapshot["model_version"] >= known["model_version"]:
+        if known is None or _recency(snapshot) >= _recency(known):
             latest[snapshot["key"]] = snapshot
     return {key: load_state(base64.b64decode(snapshot["model"])) for key, snapshot in latest.items()}

@@ -1,6 +1,7 @@
 """Model state across every example model: round trips, versions, clones, size, cold start, features."""
 
 import base64
+import json
 import struct
 
 import cloudpickle
@@ -103,3 +104,18 @@ def test_emerging_and_disappearing_features(kind):
 
 def test_every_kind_has_an_example_model():
     assert set(KIND_MODELS) == set(KINDS)
+
+
+def test_the_latest_snapshot_is_the_last_written_even_after_a_key_restarted(tmp_path):
+    from river import linear_model
+
+    from state.snapshots import load_latest_models
+
+    def snapshot(version, ts, intercept):
+        model = linear_model.LinearRegression(intercept_init=intercept)
+        return json.dumps({"key": "k", "model_version": version, "ts": ts,
+                           "model": base64.b64encode(dump_state(model)).decode()})
+
+    # Before --key-ttl dropped it the key had learned 40 steps; after, it restarted at 0.
+    (tmp_path / "part-1").write_text(snapshot(40, 100.0, 1.0) + "\n" + snapshot(2, 160.0, 2.0) + "\n")
+    assert load_latest_models(tmp_path)["k"].intercept_init == 2.0
