@@ -37,7 +37,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _client_property(text: str) -> tuple[str, str]:
+def _key_value(text: str) -> tuple[str, str]:
     name, equals, value = text.partition("=")
     if not equals or not name.strip():
         # Never echo the text: it may be a credential typed without its name.
@@ -47,7 +47,7 @@ def _client_property(text: str) -> tuple[str, str]:
 
 def _add_kafka_client(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kafka-bootstrap", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers")
-    parser.add_argument("--kafka-property", type=_client_property, action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--kafka-property", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="a Kafka client property (SASL, SSL, ...), repeatable; never printed or logged")
 
 
@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-interval", type=_positive_float, default=10.0, metavar="S")
     run.add_argument("--snapshot-interval", type=_positive_float, default=60.0, metavar="S")
     run.add_argument("--quiet", action="store_true", help="print no summary")
+    run.add_argument("--flink-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                     help="any Flink option for this job, applied last (e.g. taskmanager.network.memory.buffer-debloat.enabled=true)")
     run.add_argument("--jobmanager", metavar="HOST:PORT",
                      help="submit to this Flink cluster's REST address instead of the embedded mini-cluster")
     run.add_argument("--detached", action="store_true", help="with --jobmanager: print the job id and return")
@@ -160,6 +162,7 @@ def _settings(args) -> Settings:
         from_savepoint=args.from_savepoint,
         allow_non_restored_state=args.allow_non_restored_state,
         watch_inputs=args.watch_inputs,
+        flink_options=tuple(args.flink_option),
         **outputs,
     )
 

@@ -92,6 +92,8 @@ def flink_configuration(settings: Settings, checkpoint_dir: str | None) -> Confi
         config.set_string("rest.address", host)
         config.set_string("rest.port", port)
         config.set_string("execution.attached", str(not settings.detached).lower())
+    for key, value in settings.flink_options:
+        config.set_string(key, value)
     return config
 
 

@@ -108,6 +108,7 @@ class Settings:
     from_savepoint: str | None = None
     allow_non_restored_state: bool = False
     watch_inputs: float | None = None  # seconds between looks for new files; None: read the inputs once
+    flink_options: tuple[tuple[str, str], ...] = ()  # raw Flink options, applied last (tuning, experiments)
 
     def __post_init__(self):
         if not self.inputs and not self.kafka_topics:

@@ -4,6 +4,7 @@ Every comparison is with the plain-river reference, which the mini-cluster
 tests prove equal to an uninterrupted run.
 """
 
+import collections
 import dataclasses
 import json
 import os
@@ -115,29 +116,48 @@ def _kill(victim: str, cluster: list, jobmanager: str, job: str) -> int:
 
 @pytest.mark.parametrize("mode, backend, victim, at", [
     ("thread", "hashmap", "taskmanager", 0.25),
-    ("thread", "rocksdb", "taskmanager", 0.6),
-    ("process", "hashmap", "python worker", 0.4),
+    ("thread", "rocksdb", "taskmanager", 0.5),
+    ("process", "hashmap", "python worker", 0.2),
 ])
 def test_a_kill_mid_stream_changes_no_committed_output(mode, backend, victim, at, kafka_bootstrap, tmp_path):
-    events = datagen.to_lines(datagen.many_keys(KIND, n_keys=200, n_events=12_000, seed=3))
+    events = datagen.to_lines(datagen.many_keys(KIND, n_keys=200, n_events=6_000, seed=3))
     topic = new_topic(kafka_bootstrap, partitions=3)
     with local_cluster(tmp_path / "cluster") as (jobmanager, processes):  # its own: a killed TaskManager stays dead
         settings = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2,
-                             detached=True, execution_mode=mode, state_backend=backend)
+                             detached=True, execution_mode=mode, state_backend=backend,
+                             metrics_interval=1.0, snapshot_interval=1.0)
         job = str(run_job(settings).get_job_id())
         # Events arrive at a steady rate while the job runs, so the kill lands mid-stream wherever `at` says.
-        producer = threading.Thread(target=send_steadily, args=(kafka_bootstrap, topic, events, 600))
+        producer = threading.Thread(target=send_steadily, args=(kafka_bootstrap, topic, events, 200))
         producer.start()
         try:
             wait_until(lambda: len(_committed_predictions(settings)) >= at * len(events), 300, f"{at:.0%} committed")
+            assert producer.is_alive(), "the job lagged so far behind that the kill was not mid-stream"
             _kill(victim, processes, jobmanager, job)
+            wait_until(lambda: _failures(jobmanager, job), 120, "the job to notice the kill")
         finally:
             producer.join()
         wait_until(lambda: len(_committed_predictions(settings)) >= len(events), 300, "every prediction")
-        stop_with_savepoint(jobmanager, job, drain=True)  # final metrics and model snapshots
-        failures = rest_get(int(jobmanager.rpartition(":")[2]), f"/jobs/{job}/exceptions")["exceptionHistory"]
-        assert failures["entries"], "the kill caused no failure: nothing was proven"
+        # The final models and metrics from periodic reports, not from a drain: in process mode, what
+        # timers emit at a drain's final watermark can miss the final savepoint (seen with PyFlink 2.2.1).
+        wait_until(lambda: _reported_versions(settings) == _learn_steps(events), 120, "every key's final report")
+        stop_with_savepoint(jobmanager, job)
     _assert_equals_reference(settings, events)
+
+
+def _reported_versions(settings: Settings) -> dict:
+    latest = {}
+    for snapshot in read_records(settings.models_out):
+        latest[snapshot["key"]] = max(latest.get(snapshot["key"], 0), snapshot["model_version"])
+    return latest
+
+
+def _learn_steps(lines: list[str]) -> dict:
+    return collections.Counter(json.loads(line)["key"] for line in lines)
+
+
+def _failures(jobmanager: str, job: str) -> list:
+    return rest_get(int(jobmanager.rpartition(":")[2]), f"/jobs/{job}/exceptions")["exceptionHistory"]["entries"]
 
 
 def _riverflink(*args) -> subprocess.CompletedProcess:

@@ -1,0 +1,85 @@
+"""Do checkpoints complete while the Python learner is the bottleneck? Aligned against unaligned barriers.
+
+    PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.checkpoints --events 60000 --seconds 40
+
+Starts its own Kafka broker and a local Flink cluster (2 TaskManagers),
+fills a topic with a backlog the learner cannot keep up with, so the source
+is back-pressured from the first second, and runs the job for a while with
+each barrier mode, checkpointing every 2 s. It prints how many checkpoints
+completed and how long they took, from the JobManager's REST API.
+"""
+
+import argparse
+import json
+import pathlib
+import tempfile
+import time
+import urllib.request
+
+from benchmarks.generate import zipf_stream
+from jobs.learn_job import run_job
+from jobs.local_cluster import rest_get, start_cluster, stop_cluster
+from jobs.local_kafka import free_ports, start_broker, stop_broker
+from jobs.produce import publish
+from jobs.settings import Settings
+from state.destinations import read_records
+
+MODES = {"unaligned": "true", "aligned": "false"}
+
+
+def _cancel(port: int, job: str) -> None:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/jobs/{job}?mode=cancel", method="PATCH")
+    urllib.request.urlopen(request, timeout=30).close()
+
+
+def measure(port: int, bootstrap: str, topic: str, unaligned: str, seconds: float, out: pathlib.Path) -> dict:
+    settings = Settings(
+        model="examples/classifier.py:model", kafka_bootstrap=bootstrap, kafka_topics=(topic,),
+        kafka_group=f"checkpoints-{unaligned}", predictions=str(out / "predictions"), checkpoint_interval=2.0,
+        jobmanager=f"127.0.0.1:{port}", detached=True, parallelism=2,
+        flink_options=(("execution.checkpointing.unaligned.enabled", unaligned),),
+    )
+    job = str(run_job(settings).get_job_id())
+    time.sleep(seconds)
+    stats = rest_get(port, f"/jobs/{job}/checkpoints")
+    _cancel(port, job)
+    durations = sorted(c["end_to_end_duration"] for c in stats["history"] if c["status"] == "COMPLETED")
+    return {"completed": stats["counts"]["completed"], "failed": stats["counts"]["failed"], "durations": durations,
+            "predictions": sum(1 for _ in read_records(out / "predictions"))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=60_000, help="backlog in the topic before each run")
+    parser.add_argument("--keys", type=int, default=5_000)
+    parser.add_argument("--seconds", type=float, default=40, help="how long each mode runs")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="riverflink-checkpoints-") as workdir:
+        work = pathlib.Path(workdir)
+        kafka_port, controller_port, rest_port, rpc_port = free_ports(4)
+        start_broker(kafka_port, controller_port, work / "broker")
+        try:
+            bootstrap = f"127.0.0.1:{kafka_port}"
+            events = work / "events.jsonl"
+            events.write_text("".join(json.dumps(e) + "\n" for e in zipf_stream(args.events, args.keys)))
+            start_cluster(2, 1, rest_port, rpc_port, work / "cluster")
+            try:
+                results = {}
+                for mode, unaligned in MODES.items():
+                    topic = f"events-{mode}"
+                    publish(bootstrap, topic, [events], partitions=2)
+                    results[mode] = measure(rest_port, bootstrap, topic, unaligned, args.seconds, work / mode)
+            finally:
+                stop_cluster(rest_port, work / "cluster")
+        finally:
+            stop_broker(kafka_port, work / "broker")
+    print(f"backlog of {args.events} events, checkpoints every 2 s, {args.seconds:.0f} s per mode, parallelism 2:")
+    print(f"  {'barriers':<10} {'completed':>9} {'failed':>6} {'p50 ms':>7} {'max ms':>7} {'predictions':>11}")
+    for mode, r in results.items():
+        p50 = r["durations"][len(r["durations"]) // 2] if r["durations"] else float("nan")
+        worst = r["durations"][-1] if r["durations"] else float("nan")
+        print(f"  {mode:<10} {r['completed']:>9} {r['failed']:>6} {p50:>7.0f} {worst:>7.0f} {r['predictions']:>11}")
+
+
+if __name__ == "__main__":
+    main()
