@@ -127,6 +127,8 @@ def test_a_kill_mid_stream_changes_no_committed_output(mode, backend, victim, at
                              detached=True, execution_mode=mode, state_backend=backend,
                              metrics_interval=1.0, snapshot_interval=1.0)
         job = str(run_job(settings).get_job_id())
+        wait_until(lambda: _rest(jobmanager, f"/jobs/{job}/checkpoints")["counts"]["completed"], 180,
+                   "the job to start and checkpoint")  # Python workers and Kafka readers take a while to start
         # Events arrive at a steady rate while the job runs, so the kill lands mid-stream wherever `at` says.
         producer = threading.Thread(target=send_steadily, args=(kafka_bootstrap, topic, events, 200))
         producer.start()
@@ -156,8 +158,12 @@ def _learn_steps(lines: list[str]) -> dict:
     return collections.Counter(json.loads(line)["key"] for line in lines)
 
 
+def _rest(jobmanager: str, path: str) -> dict:
+    return rest_get(int(jobmanager.rpartition(":")[2]), path)
+
+
 def _failures(jobmanager: str, job: str) -> list:
-    return rest_get(int(jobmanager.rpartition(":")[2]), f"/jobs/{job}/exceptions")["exceptionHistory"]["entries"]
+    return _rest(jobmanager, f"/jobs/{job}/exceptions")["exceptionHistory"]["entries"]
 
 
 def _riverflink(*args) -> subprocess.CompletedProcess:
