@@ -1,4 +1,4 @@
-"""A StreamExecutionEnvironment configured from Settings: the only place that knows Flink option names."""
+"""A StreamExecutionEnvironment configured from Settings: the only place that knows a job's Flink option names."""
 
 import logging
 import os
@@ -7,8 +7,8 @@ import site
 import sys
 
 from pyflink.common import Configuration
-from pyflink.java_gateway import get_gateway
 from pyflink.datastream import CheckpointingMode, RuntimeExecutionMode, StreamExecutionEnvironment
+from pyflink.java_gateway import get_gateway
 
 from jobs.connector import kafka_connector_jar
 from jobs.settings import Settings, local_path

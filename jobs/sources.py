@@ -6,12 +6,12 @@ over the same keyed state.
 """
 
 from pyflink.common import Duration, Types, WatermarkStrategy
-from pyflink.java_gateway import get_gateway
-from pyflink.util.java_utils import get_java_class
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 from pyflink.datastream.connectors.hybrid_source import HybridSource
 from pyflink.datastream.connectors.kafka import KafkaOffsetResetStrategy, KafkaOffsetsInitializer, KafkaSource
+from pyflink.java_gateway import get_gateway
+from pyflink.util.java_utils import get_java_class
 
 from jobs.settings import Settings, parse_start_offset
 
