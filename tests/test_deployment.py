@@ -266,11 +266,12 @@ def test_install_script_installs_a_working_riverflink_into_a_fresh_environment(t
         assert installed.returncode == 0, installed.stdout + installed.stderr
         print(f"docker/install.sh took {time.monotonic() - started:.0f} s")
 
+        # env: earlier in-process jobs put the checkout on this process's PYTHONPATH (for Flink's workers).
         helped = subprocess.run([str(venv / "bin/riverflink"), "--help"], capture_output=True, text=True,
-                                timeout=120, cwd=tmp_path)
+                                timeout=120, cwd=tmp_path, env=env)
         assert helped.returncode == 0 and "produce" in helped.stdout, helped.stderr
         where = subprocess.run([str(venv / "bin/python"), "-c", "import jobs, pyflink; print(jobs.__file__)"],
-                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                               capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
         assert pathlib.Path(where.stdout.strip()).is_relative_to(venv), where.stdout + where.stderr
         jars = list(cache.glob("flink-kafka-connector-*/lib/flink-sql-connector-kafka-*.jar"))
         assert len(jars) == 1 and f"Kafka connector: {jars[0]}" in installed.stdout
