@@ -1,15 +1,20 @@
 """Events/s of riverflink against a bare Python loop, on the same generated data, in one run.
 
-    .venv/bin/python -m benchmarks.throughput --events 100000 --keys 10000
+    PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.throughput
+    PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.throughput --parallelism 2 --cluster 2
 
 The bare loop is what people run today: json.loads and a dict of river
 models, predict_one then learn_one, no fault tolerance. The job is the full
-riverflink graph on the embedded mini-cluster (file in, predictions out,
-checkpoints on), timed by wall clock including start-up. The machines are
-shared and noisy: compare the ratio, not the absolute figures.
+riverflink graph (file in, predictions out, checkpoints on), on the embedded
+mini-cluster or, with ``--cluster N``, on a local standalone cluster of N
+TaskManagers with one slot each (started before the clock starts, like a
+cluster that is already running), timed by wall clock including the job's
+start-up. The machines are shared and noisy: compare the ratio, not the
+absolute figures.
 """
 
 import argparse
+import contextlib
 import json
 import pathlib
 import resource
@@ -17,13 +22,19 @@ import tempfile
 import time
 
 from benchmarks.generate import write
+from benchmarks.memory import java_descendants, peak_rss_mib
 from jobs.learn_job import run_job
+from jobs.local_cluster import cluster_processes, start_cluster, stop_cluster
+from jobs.local_kafka import free_ports
 from jobs.model_spec import load_template
 from jobs.settings import Settings
+from operators.learning import KeyState
 from state.destinations import committed_files
+from state.envelope import dump_state
 
 
-def bare_loop(path: pathlib.Path, spec: str) -> int:
+def bare_loop(path: pathlib.Path, spec: str) -> tuple[int, dict]:
+    """The baseline; returns the number of events and the final model of each key."""
     template, _ = load_template(spec)
     models = {}
     n = 0
@@ -36,46 +47,79 @@ def bare_loop(path: pathlib.Path, spec: str) -> int:
             model.predict_one(event["x"])
             model.learn_one(event["x"], event["y"])
             n += 1
-    return n
+    return n, models
+
+
+def model_state_bytes(models: dict) -> float:
+    """Mean size of a key's envelope (model and counters) as the job stores it after the same events."""
+    return sum(len(dump_state(KeyState(model=model))) for model in models.values()) / len(models)
+
+
+@contextlib.contextmanager
+def flink(args, work: pathlib.Path):
+    """Yields (REST address or None for the mini-cluster, a function returning the JVMs' total peak RSS in MiB)."""
+    if not args.cluster:
+        yield None, lambda: sum(peak_rss_mib(pid) for pid in java_descendants())
+        return
+    port, rpc_port = free_ports(2)
+    home = work / "cluster"
+    start_cluster(args.cluster, 1, port, rpc_port, home)
+    try:
+        yield f"127.0.0.1:{port}", lambda: sum(peak_rss_mib(p.pid) for p in cluster_processes(home))
+    finally:
+        stop_cluster(port, home)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--keys", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=400_000)
+    parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--model", default="examples/classifier.py:model")
     parser.add_argument("--parallelism", type=int, default=1)
     parser.add_argument("--state-backend", default="hashmap")
     parser.add_argument("--execution-mode", default="thread")
     parser.add_argument("--checkpoint-interval", type=float, default=10.0)
+    parser.add_argument("--key-cache-mb", type=float, default=Settings.key_cache_mb)
+    parser.add_argument("--cluster", type=int, default=0, metavar="N",
+                        help="run on a local cluster of N TaskManagers (one slot each); default: the mini-cluster")
     args = parser.parse_args(argv)
 
-    work = pathlib.Path(tempfile.mkdtemp(prefix="riverflink-bench-"))
-    data = work / "events.jsonl"
-    write(data, args.events, args.keys)
+    with tempfile.TemporaryDirectory(prefix="riverflink-bench-") as workdir:
+        work = pathlib.Path(workdir)
+        data = work / "events.jsonl"
+        write(data, args.events, args.keys)
 
-    started = time.perf_counter()
-    n = bare_loop(data, args.model)
-    bare_rate = n / (time.perf_counter() - started)
+        started = time.perf_counter()
+        n, models = bare_loop(data, args.model)
+        bare_rate = n / (time.perf_counter() - started)
+        bare_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    settings = Settings(
-        model=args.model, inputs=(str(data),), predictions=str(work / "predictions"),
-        parallelism=args.parallelism, state_backend=args.state_backend,
-        execution_mode=args.execution_mode, checkpoint_interval=args.checkpoint_interval,
-    )
-    started = time.perf_counter()
-    run_job(settings)
-    job_seconds = time.perf_counter() - started
-    served = sum(sum(1 for _ in path.open()) for path in committed_files(settings.predictions))
-    assert served == n, f"the job served {served} predictions for {n} events"
-    job_rate = n / job_seconds
+        with flink(args, work) as (jobmanager, jvm_peak_rss):
+            settings = Settings(
+                model=args.model, inputs=(str(data),), predictions=str(work / "predictions"),
+                parallelism=args.parallelism, state_backend=args.state_backend,
+                execution_mode=args.execution_mode, checkpoint_interval=args.checkpoint_interval,
+                key_cache_mb=args.key_cache_mb, jobmanager=jobmanager,
+            )
+            started = time.perf_counter()
+            run_job(settings)
+            job_seconds = time.perf_counter() - started
+            job_rss = jvm_peak_rss()
+        served = sum(sum(1 for _ in path.open()) for path in committed_files(settings.predictions))
+        if served != n:
+            raise SystemExit(f"the job served {served} predictions for {n} events")
+        job_rate = n / job_seconds
 
-    print(f"events {n}, keys {args.keys}, model {args.model}, parallelism {args.parallelism}, "
-          f"{args.execution_mode} mode, {args.state_backend} state, checkpoints every {args.checkpoint_interval:g} s")
-    print(f"  bare river loop   {bare_rate:>10,.0f} events/s")
-    print(f"  riverflink job    {job_rate:>10,.0f} events/s  ({job_seconds:.1f} s wall clock incl. start-up)")
+    where = f"a local cluster of {args.cluster} TaskManagers" if args.cluster else "the mini-cluster"
+    print(f"{n:,} events, {len(models):,} keys seen of {args.keys:,}, model {args.model}")
+    print(f"job: {where}, parallelism {args.parallelism}, {args.execution_mode} mode, {args.state_backend} state, "
+          f"checkpoints every {args.checkpoint_interval:g} s, key cache {args.key_cache_mb:g} MB")
+    print(f"  bare river loop   {bare_rate:>10,.0f} events/s  peak RSS {bare_rss:>7,.0f} MiB (this process)")
+    print(f"  riverflink job    {job_rate:>10,.0f} events/s  peak RSS {job_rss:>7,.0f} MiB (Flink JVMs, Python "
+          f"inside in thread mode)  {job_seconds:.1f} s wall clock incl. start-up")
     print(f"  ratio             {job_rate / bare_rate:>10.2f}")
-    print(f"  client peak RSS   {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>10,.0f} MiB")
+    print(f"  state per key     {model_state_bytes(models):>10,.0f} bytes of model envelope, "
+          f"plus {n / len(models):.1f} remembered event ids")
 
 
 if __name__ == "__main__":

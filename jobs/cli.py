@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--label-ttl", type=_positive_float, metavar="S", help="how long a prediction waits for its label")
     run.add_argument("--key-ttl", type=_positive_float, metavar="S",
                      help="drop the model and all state of a key idle this long (processing time; default never)")
+    run.add_argument("--key-cache-mb", type=float, default=64.0, metavar="MB",
+                     help="per learner subtask, keep deserialized key states up to this serialized size between "
+                          "events (state is still written after every event); 0 turns it off (default 64)")
     run.add_argument("--metrics-interval", type=_positive_float, default=10.0, metavar="S")
     run.add_argument("--snapshot-interval", type=_positive_float, default=60.0, metavar="S")
     run.add_argument("--quiet", action="store_true", help="print no summary")
@@ -147,6 +150,7 @@ def _settings(args) -> Settings:
         metric=args.metric,
         label_ttl=args.label_ttl,
         key_ttl=args.key_ttl,
+        key_cache_mb=args.key_cache_mb,
         metrics_interval=args.metrics_interval,
         snapshot_interval=args.snapshot_interval,
         job_name=args.job_name,

@@ -48,6 +48,7 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, template, kin
         metric_name=settings.metric,
         label_ttl_ms=Settings.ms(settings.label_ttl),
         key_ttl_ms=Settings.ms(settings.key_ttl),
+        cache_bytes=int(settings.key_cache_mb * 2**20),
         metrics_interval_ms=Settings.ms(settings.metrics_interval),
         snapshot_interval_ms=Settings.ms(settings.snapshot_interval),
         wired=frozenset(tag.tag_id for tag, on in wired.items() if on),

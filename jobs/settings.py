@@ -91,6 +91,7 @@ class Settings:
     metric: str | None = None
     label_ttl: float | None = None
     key_ttl: float | None = None
+    key_cache_mb: float = 64.0  # deserialized key states kept per learner subtask, by serialized size; 0: none
     metrics_interval: float = 10.0
     snapshot_interval: float = 60.0
     execution_mode: str = "thread"
@@ -116,6 +117,8 @@ class Settings:
         for path in self.inputs:
             if not pathlib.Path(path).exists():
                 raise SettingsError(f"--input {path}: no such file or directory")
+        if self.key_cache_mb < 0:
+            raise SettingsError(f"--key-cache-mb must be zero or more, not {self.key_cache_mb}")
         if self.parallelism < 1:
             raise SettingsError(f"--parallelism must be at least 1, not {self.parallelism}")
         for name in ("checkpoint_interval", "metrics_interval", "snapshot_interval", "label_ttl", "key_ttl"):

@@ -4,7 +4,8 @@ Only state transport lives here: read the key's envelope, hand it to
 ``operators.learning.LearningStep``, write it back when it changed, emit. The
 key's bytes in Flink state are current after every event, so whatever a
 checkpoint barrier captures is exactly the models as of that point of the
-stream: recovery replays from there and nothing is learned twice.
+stream: recovery replays from there and nothing is learned twice. Reading
+is what a ``state.key_cache.KeyCache`` of deserialized states saves.
 
 Timers: every key has an event-time timer at the end of time, which fires when
 a bounded input ends (final metric and model snapshot), and processing-time
@@ -29,6 +30,7 @@ from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from state.descriptors import event_ids_descriptor, key_state_descriptor, last_seen_descriptor
 from state.envelope import dump_state, load_state
+from state.key_cache import KeyCache
 
 __all__ = ["LearnerFunction", "END_OF_INPUT", "next_boundary"]
 
@@ -50,6 +52,7 @@ class LearnerFunction(KeyedProcessFunction):
         snapshot_interval_ms: int,
         wired: frozenset = frozenset(),
         key_ttl_ms: int | None = None,
+        cache_bytes: int = 0,
     ):
         self.template = template
         self.kind = kind
@@ -58,6 +61,7 @@ class LearnerFunction(KeyedProcessFunction):
         self.metrics_interval_ms = metrics_interval_ms
         self.snapshot_interval_ms = snapshot_interval_ms
         self.key_ttl_ms = key_ttl_ms
+        self.cache_bytes = cache_bytes
         # Which side outputs the job consumes: PyFlink fails on a record sent to any other.
         self.emits_metrics = METRICS.tag_id in wired
         self.emits_metric_updates = METRIC_UPDATES.tag_id in wired
@@ -74,6 +78,7 @@ class LearnerFunction(KeyedProcessFunction):
             label_ttl_ms=self.label_ttl_ms,
         )
         self.key_state = runtime_context.get_state(key_state_descriptor())
+        self.cache = KeyCache(self.cache_bytes)
         self.ids = runtime_context.get_map_state(event_ids_descriptor())
         self.expiry = None if self.key_ttl_ms is None else KeyExpiry(self.key_ttl_ms)
         self.last_seen = None if self.expiry is None else runtime_context.get_state(last_seen_descriptor())
@@ -92,21 +97,32 @@ class LearnerFunction(KeyedProcessFunction):
         now_ms = timers.current_processing_time()
         if self.expiry is not None:
             if self.expiry.idle(self.last_seen.value(), now_ms):  # its check has not fired yet
-                self._drop_key(timers)
+                self._drop_key(event.key, timers)
             self.last_seen.update(now_ms)
             timers.register_processing_time_timer(self.expiry.check_at(now_ms))
-        blob = self.key_state.value()
-        state = self.step.new_state() if blob is None else load_state(blob)
+        state = self.cache.get(event.key)
+        size = self.cache.size_of(event.key)
+        if state is None:
+            blob = self.key_state.value()
+            size = None if blob is None else len(blob)
+            state = self.step.new_state() if blob is None else load_state(blob)
+        stored = size is not None
         outcome = self.step.process(state, self.ids, event, now_ms)
         if outcome.state_changed:
-            self.key_state.update(dump_state(state))
-            if blob is None:
+            blob = dump_state(state)
+            self.key_state.update(blob)
+            self.cache.put(event.key, state, len(blob))
+            if not stored:
                 self.keys_created.inc()
                 timers.register_event_time_timer(END_OF_INPUT)
             if self.emits_metrics:
                 timers.register_processing_time_timer(next_boundary(now_ms, self.metrics_interval_ms))
             if self.emits_snapshots:
                 timers.register_processing_time_timer(next_boundary(now_ms, self.snapshot_interval_ms))
+        elif outcome.model_ran:  # the model may have moved without being written: its bytes are the truth
+            self.cache.evict(event.key)
+        elif stored:
+            self.cache.put(event.key, state, size)
         if outcome.prediction is not None:
             self.predicted.inc()
             if self.label_ttl_ms is not None and event.y is None and event.id is not None:
@@ -132,15 +148,17 @@ class LearnerFunction(KeyedProcessFunction):
             # or the key's last check could find it not quite idle, and nothing would check it again.
             checked_at = now_ms if end_of_input else max(now_ms, timestamp)
             if self.expiry.idle(self.last_seen.value(), checked_at):
-                self._drop_key(ctx.timer_service())
+                self._drop_key(ctx.get_current_key(), ctx.timer_service())
                 return
         if self.label_ttl_ms is not None and not end_of_input:
             self.step.expire(self.ids, now_ms)
-        blob = self.key_state.value()
-        if blob is None:
-            return
-        state = load_state(blob)
         key = ctx.get_current_key()
+        state = self.cache.get(key)
+        if state is None:
+            blob = self.key_state.value()
+            if blob is None:
+                return
+            state = load_state(blob)
         if self.emits_metrics and (end_of_input or timestamp % self.metrics_interval_ms == 0):
             if state.metric is not None:
                 yield METRICS, metric_record(key, state.metric, state.metric_n, now_ms)
@@ -151,9 +169,10 @@ class LearnerFunction(KeyedProcessFunction):
             }
             yield MODEL_SNAPSHOTS, to_json(snapshot)
 
-    def _drop_key(self, timers) -> None:
+    def _drop_key(self, key: str, timers) -> None:
         """Forget everything the current key owns; its next event starts from the template."""
         self.key_state.clear()
+        self.cache.evict(key)
         self.ids.clear()
         self.last_seen.clear()
         timers.delete_event_time_timer(END_OF_INPUT)  # else a stream of new keys leaves one timer each behind

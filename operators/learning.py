@@ -103,6 +103,12 @@ class Outcome:
     def state_changed(self) -> bool:
         return self.learned or self.metric_update is not None
 
+    @property
+    def model_ran(self) -> bool:
+        """Whether model code ran on the key's state (a prediction, or a failure part-way through)."""
+        failed = self.dead_letter is not None and self.dead_letter.reason == Reason.MODEL_ERROR
+        return self.prediction is not None or failed
+
 
 _DUPLICATE = Outcome(duplicate=True)
 
@@ -122,7 +128,7 @@ class LearningStep:
         self.new_model = new_model
         self.new_metric = new_metric
         self.label_ttl_ms = label_ttl_ms
-        self.predictor = Predictor.for_model(kind, new_metric())
+        self.predictor = Predictor.for_model(kind, new_metric(), new_model())
 
     def new_state(self) -> KeyState:
         return KeyState(model=self.new_model(), metric=self.new_metric())

@@ -10,7 +10,7 @@ labels, anomaly detectors with ``score_one``.
 import dataclasses
 import enum
 
-from river import base, metrics
+from river import base, compose, metrics
 from river.time_series.base import Forecaster
 from river.utils import inspect as river_inspect
 
@@ -108,12 +108,16 @@ class Predictor:
 
     kind: Kind
     metric_uses_proba: bool
+    label_is_likeliest: bool = False  # the classifier's predict_one is river's default: argmax of predict_proba_one
 
     def predict(self, model, x: dict):
         kind = self.kind
         if kind is Kind.CLASSIFIER:
             proba = model.predict_proba_one(x)
-            prediction = model.predict_one(x)
+            if self.label_is_likeliest:  # what river's Classifier.predict_one computes, without a second pass
+                prediction = max(proba, key=proba.get) if proba else None
+            else:
+                prediction = model.predict_one(x)
             return prediction, proba if self.metric_uses_proba else prediction, {"proba": proba}
         if kind is Kind.ANOMALY_DETECTOR:
             score = model.score_one(x)
@@ -134,6 +138,27 @@ class Predictor:
             model.learn_one(x)
 
     @classmethod
-    def for_model(cls, kind: Kind, metric) -> "Predictor":
+    def for_model(cls, kind: Kind, metric, model) -> "Predictor":
         uses_proba = kind is Kind.CLASSIFIER and metric is not None and not metric.requires_labels
-        return cls(kind=kind, metric_uses_proba=uses_proba)
+        return cls(kind=kind, metric_uses_proba=uses_proba, label_is_likeliest=_label_is_likeliest(model))
+
+
+def _label_is_likeliest(model) -> bool:
+    """Whether ``model.predict_one(x)`` is by definition the argmax of ``model.predict_proba_one(x)``.
+
+    True when the estimator that predicts (a pipeline's last step) keeps
+    river's default ``Classifier.predict_one``; a pipeline's predict verbs
+    transform ``x`` the same way before handing it to that step.
+
+    >>> from river import linear_model, preprocessing, tree
+    >>> _label_is_likeliest(preprocessing.StandardScaler() | linear_model.LogisticRegression())
+    True
+    >>> class Custom(tree.HoeffdingTreeClassifier):
+    ...     def predict_one(self, x, **kwargs):
+    ...         return "always"
+    >>> _label_is_likeliest(Custom())
+    False
+    """
+    while isinstance(model, compose.Pipeline):
+        model = list(model.steps.values())[-1]
+    return isinstance(model, base.Classifier) and type(model).predict_one is base.Classifier.predict_one

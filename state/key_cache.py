@@ -1,0 +1,67 @@
+"""Deserialized key states kept between events, so a key's next event skips reading and unpickling its bytes.
+
+Flink's keyed state stays the truth: the learner writes a key's bytes back
+after every event that changed it (a checkpoint barrier can pass between any
+two events, and Python functions get no hook before it), and it keeps here
+exactly the object those bytes hold. Whatever leaves the two apart (a model
+that raised half-way through an update, a prediction that may have touched
+the model without being written, a key dropped by its TTL) evicts the key, and
+its next event reads the bytes again. A new function instance, after a
+restore or a rescale, starts empty.
+
+Bounded by the serialized size of what it holds (a fair proxy for the
+objects' memory, which Python cannot measure cheaply; they take about two to
+three times as much), least recently used out first.
+"""
+
+import collections
+
+__all__ = ["KeyCache"]
+
+
+class KeyCache:
+    """``key -> object`` holding at most ``capacity_bytes`` of serialized size.
+
+    >>> cache = KeyCache(capacity_bytes=100)
+    >>> cache.put("a", "A", size=40); cache.put("b", "B", size=40); cache.get("a")
+    'A'
+    >>> cache.put("c", "C", size=40)  # over 100 bytes: "b" is the least recently used
+    >>> cache.get("b") is None, len(cache), cache.held_bytes
+    (True, 2, 80)
+    """
+
+    def __init__(self, capacity_bytes: int):
+        if capacity_bytes < 0:
+            raise ValueError(f"a cache holds zero or more bytes, not {capacity_bytes}")
+        self.capacity_bytes = capacity_bytes
+        self.held_bytes = 0
+        self._entries: collections.OrderedDict = collections.OrderedDict()  # key -> (value, size)
+
+    def get(self, key):
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def size_of(self, key) -> int | None:
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
+
+    def put(self, key, value, size: int) -> None:
+        self.evict(key)
+        if size > self.capacity_bytes:
+            return
+        self._entries[key] = (value, size)
+        self.held_bytes += size
+        while self.held_bytes > self.capacity_bytes:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self.held_bytes -= dropped
+
+    def evict(self, key) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.held_bytes -= entry[1]
+
+    def __len__(self) -> int:
+        return len(self._entries)
