@@ -1,11 +1,13 @@
 """Flink adapter of the learning step: one river model per key in managed keyed state.
 
-Only state transport lives here: read the key's envelope, hand it to
-``operators.learning.LearningStep``, write it back when it changed, emit. The
-key's bytes in Flink state are current after every event, so whatever a
-checkpoint barrier captures is exactly the models as of that point of the
-stream: recovery replays from there and nothing is learned twice. Reading
-is what a ``state.key_cache.KeyCache`` of deserialized states saves.
+Only state transport lives here: read the key's state, hand it to
+``operators.learning.LearningStep``, store the change, emit. A key's state in
+Flink is an envelope plus a log of the changes since (``state.key_log``), and
+it is current after every event, so whatever a checkpoint barrier captures is
+exactly the models as of that point of the stream: recovery replays from
+there and nothing is learned twice. Between events the deserialized state
+stays in a ``state.key_cache.KeyCache``, so a busy key is read from Flink
+only once.
 
 Timers: every key has an event-time timer at the end of time, which fires when
 a bounded input ends (final metric and model snapshot), and processing-time
@@ -28,9 +30,10 @@ from pyflink.datastream.time_domain import TimeDomain
 from operators.learning import KeyExpiry, LearningStep, metric_record, next_boundary, to_json
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
-from state.descriptors import event_ids_descriptor, key_state_descriptor, last_seen_descriptor
+from state.descriptors import event_ids_descriptor, key_log_descriptor, key_state_descriptor, last_seen_descriptor
 from state.envelope import dump_state, load_state
 from state.key_cache import KeyCache
+from state.key_log import LoadedKey, fold_due
 
 __all__ = ["LearnerFunction", "END_OF_INPUT", "next_boundary"]
 
@@ -77,7 +80,9 @@ class LearnerFunction(KeyedProcessFunction):
             new_metric=lambda: None if self.metric_template is None else self.metric_template.clone(),
             label_ttl_ms=self.label_ttl_ms,
         )
+        self.fresh_state = dump_state(self.step.new_state())  # unpickling a copy is much faster than clone()
         self.key_state = runtime_context.get_state(key_state_descriptor())
+        self.key_log = runtime_context.get_list_state(key_log_descriptor())
         self.cache = KeyCache(self.cache_bytes)
         self.ids = runtime_context.get_map_state(event_ids_descriptor())
         self.expiry = None if self.key_ttl_ms is None else KeyExpiry(self.key_ttl_ms)
@@ -100,29 +105,21 @@ class LearnerFunction(KeyedProcessFunction):
                 self._drop_key(event.key, timers)
             self.last_seen.update(now_ms)
             timers.register_processing_time_timer(self.expiry.check_at(now_ms))
-        state = self.cache.get(event.key)
-        size = self.cache.size_of(event.key)
-        if state is None:
-            blob = self.key_state.value()
-            size = None if blob is None else len(blob)
-            state = self.step.new_state() if blob is None else load_state(blob)
-        stored = size is not None
+        loaded = self._load(event.key)
+        state = load_state(self.fresh_state) if loaded is None else loaded.state
         outcome = self.step.process(state, self.ids, event, now_ms)
         if outcome.state_changed:
-            blob = dump_state(state)
-            self.key_state.update(blob)
-            self.cache.put(event.key, state, len(blob))
-            if not stored:
+            if loaded is None:
+                loaded = LoadedKey(state, envelope_bytes=len(self.fresh_state), logged=0)
                 self.keys_created.inc()
                 timers.register_event_time_timer(END_OF_INPUT)
+            self._store(event.key, loaded, outcome.replay)
             if self.emits_metrics:
                 timers.register_processing_time_timer(next_boundary(now_ms, self.metrics_interval_ms))
             if self.emits_snapshots:
                 timers.register_processing_time_timer(next_boundary(now_ms, self.snapshot_interval_ms))
-        elif outcome.model_ran:  # the model may have moved without being written: its bytes are the truth
+        elif outcome.model_ran:  # the model may have moved without being written: the stored state is the truth
             self.cache.evict(event.key)
-        elif stored:
-            self.cache.put(event.key, state, size)
         if outcome.prediction is not None:
             self.predicted.inc()
             if self.label_ttl_ms is not None and event.y is None and event.id is not None:
@@ -153,12 +150,10 @@ class LearnerFunction(KeyedProcessFunction):
         if self.label_ttl_ms is not None and not end_of_input:
             self.step.expire(self.ids, now_ms)
         key = ctx.get_current_key()
-        state = self.cache.get(key)
-        if state is None:
-            blob = self.key_state.value()
-            if blob is None:
-                return
-            state = load_state(blob)
+        loaded = self._load(key)
+        if loaded is None:
+            return
+        state = loaded.state
         if self.emits_metrics and (end_of_input or timestamp % self.metrics_interval_ms == 0):
             if state.metric is not None:
                 yield METRICS, metric_record(key, state.metric, state.metric_n, now_ms)
@@ -169,9 +164,40 @@ class LearnerFunction(KeyedProcessFunction):
             }
             yield MODEL_SNAPSHOTS, to_json(snapshot)
 
+    def _load(self, key: str) -> LoadedKey | None:
+        """The key's state: from the cache, or its envelope with its log replayed; None for a key with none."""
+        loaded = self.cache.get(key)
+        if loaded is not None:
+            return loaded
+        blob = self.key_state.value()
+        entries = list(self.key_log.get() or ())
+        if blob is None and not entries:
+            return None
+        envelope = self.fresh_state if blob is None else blob  # a new key's first changes may all be logged
+        state = load_state(envelope)
+        for entry in entries:
+            self.step.replay(state, entry)
+        loaded = LoadedKey(state, envelope_bytes=len(envelope), logged=len(entries))
+        self.cache.put(key, loaded, loaded.envelope_bytes)
+        return loaded
+
+    def _store(self, key: str, loaded: LoadedKey, replay: tuple) -> None:
+        """Make Flink state hold the key's changed state: log the change, or fold the log into a new envelope."""
+        if self.cache.capacity_bytes == 0 or fold_due(loaded):  # without a cache, every event would replay the log
+            blob = dump_state(loaded.state)
+            self.key_state.update(blob)
+            if loaded.logged:
+                self.key_log.clear()
+            loaded.envelope_bytes, loaded.logged = len(blob), 0
+        else:
+            self.key_log.add(replay)
+            loaded.logged += 1
+        self.cache.put(key, loaded, loaded.envelope_bytes)
+
     def _drop_key(self, key: str, timers) -> None:
         """Forget everything the current key owns; its next event starts from the template."""
         self.key_state.clear()
+        self.key_log.clear()
         self.cache.evict(key)
         self.ids.clear()
         self.last_seen.clear()

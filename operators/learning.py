@@ -9,6 +9,13 @@ when the event is applied. When the model raises, the outcome carries a
 ``model_error`` dead letter and ``ids`` is untouched, but ``state.model`` may
 be half-updated: the caller must discard it and keep the last stored bytes
 (the Flink adapter simply does not write them back).
+
+Every outcome that changed the state carries a ``replay`` entry, small and
+picklable: ``replay(state, entry)`` makes the same change again, from the
+state as it was before, to the last bit (river's learning is deterministic
+given the same state and the same events in the same order). The Flink
+adapter stores these entries instead of re-serializing the whole state after
+each event.
 """
 
 import dataclasses
@@ -17,8 +24,9 @@ import logging
 import typing
 
 from operators.dead_letters import DeadLetter, Reason
-from operators.events import Event
+from operators.events import Event, decode_event
 from operators.model_kinds import Kind, Predictor
+from state.exceptions import StateError
 
 __all__ = [
     "KeyState", "Prediction", "Outcome", "LearningStep", "KeyExpiry", "PENDING", "DONE", "EXPIRED",
@@ -98,10 +106,11 @@ class Outcome:
     dead_letter: DeadLetter | None = None
     learned: bool = False
     duplicate: bool = False
+    replay: tuple | None = None  # set when the state changed: ``LearningStep.replay`` makes the change again
 
     @property
     def state_changed(self) -> bool:
-        return self.learned or self.metric_update is not None
+        return self.replay is not None
 
     @property
     def model_ran(self) -> bool:
@@ -155,7 +164,9 @@ class LearningStep:
             ids[event.id] = (DONE,)
         if learns:
             state.model_version += 1
-        return Outcome(prediction=served, metric_update=metric_update, learned=learns)
+        changed = learns or metric_update is not None
+        replay = (event.raw, None, now_ms) if changed else None
+        return Outcome(prediction=served, metric_update=metric_update, learned=learns, replay=replay)
 
     def _label(self, state: KeyState, ids, event: Event, kept, now_ms: int) -> Outcome:
         if kept is None:
@@ -179,7 +190,25 @@ class LearningStep:
         if learns:
             state.model_version += 1
         ids[event.id] = (DONE,)
-        return Outcome(metric_update=metric_update, learned=learns)
+        replay = (event.raw, kept, now_ms) if learns or metric_update is not None else None
+        return Outcome(metric_update=metric_update, learned=learns, replay=replay)
+
+    def replay(self, state: KeyState, entry: tuple) -> None:
+        """Apply again to ``state`` the change an earlier ``process`` call reported as ``Outcome.replay``.
+
+        ``state`` must be as it was just before that call (the state a
+        previous replay, or the stored envelope, left); ids and outputs are
+        not touched. Raises ``StateError`` if the entry does not change the
+        state again (a model that fails where it once learned, an entry that
+        does not belong to this state).
+        """
+        raw, kept, now_ms = entry
+        event = decode_event(raw)
+        ids = {} if kept is None else {event.id: kept}
+        outcome = self.process(state, ids, event, now_ms) if isinstance(event, Event) else None
+        if outcome is None or outcome.replay != entry:
+            key = getattr(event, "key", None)
+            raise StateError(f"replaying an event of key {key!r} did not change its state as it first did")
 
     def expire(self, ids, now_ms: int) -> int:
         """Mark pending predictions older than the label TTL as expired; return how many."""

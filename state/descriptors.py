@@ -5,14 +5,27 @@ part of the upgrade contract: change them and old savepoints no longer restore.
 """
 
 from pyflink.common import Types
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
-__all__ = ["key_state_descriptor", "event_ids_descriptor", "last_seen_descriptor", "overall_metric_descriptor"]
+__all__ = [
+    "key_state_descriptor", "key_log_descriptor", "event_ids_descriptor", "last_seen_descriptor",
+    "overall_metric_descriptor",
+]
 
 
 def key_state_descriptor() -> ValueStateDescriptor:
     """The key's model, metric and counters: one versioned envelope (``state.envelope``)."""
     return ValueStateDescriptor("key_state", Types.PICKLED_BYTE_ARRAY())
+
+
+def key_log_descriptor() -> ListStateDescriptor:
+    """Changes made to the key since its envelope was last written (``LearningStep.replay`` entries).
+
+    The key's state is its envelope with these replayed on top, in order.
+    Added after state format 1 went out: a savepoint without it restores
+    with an empty log, which is exactly what such a savepoint means.
+    """
+    return ListStateDescriptor("key_log", Types.PICKLED_BYTE_ARRAY())
 
 
 def event_ids_descriptor() -> MapStateDescriptor:

@@ -123,8 +123,10 @@ def test_gzip_files_and_directories_are_read(tmp_path):
 @pytest.mark.parametrize("options", [
     {"state_backend": "rocksdb", "checkpoint_dir": "checkpoints"},
     {"execution_mode": "process"},
+    {"key_cache_mb": 0.004},  # room for a couple of keys: most events read their key's envelope and replay its log
+    {"key_cache_mb": 0},  # no cache: every change rewrites the envelope
 ])
-def test_rocksdb_backend_and_process_mode_give_the_same_results(tmp_path, options):
+def test_backends_modes_and_key_cache_sizes_give_the_same_results(tmp_path, options):
     spec, template, _, new_metric = example("regressor")
     lines = datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("regressor", n_keys=15, n_events=400)))
     if "checkpoint_dir" in options:

@@ -9,6 +9,7 @@ from operators.dead_letters import DeadLetter, Reason
 from operators.events import decode_event
 from operators.learning import KeyExpiry, LearningStep
 from state.envelope import dump_state, load_state
+from state.exceptions import StateError
 from tests import datagen
 from tests.models import example
 from tests.reference import KINDS, river_loop, same_model
@@ -216,3 +217,39 @@ def test_an_expired_keys_event_ids_are_forgotten_with_its_model():
     assert outcomes[2].prediction.model_version == 0 and outcomes[2].learned and not outcomes[2].duplicate
     assert outcomes[3].dead_letter.reason == Reason.UNKNOWN_ID
     assert states["a"].model_version == 1 and ids["a"] == {"1": ("done",)}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_replaying_the_logged_changes_rebuilds_each_key_exactly(kind):
+    events = datagen.many_keys(kind, n_keys=8, n_events=300)
+    if kind in ("classifier", "regressor", "forecaster"):
+        events = datagen.with_delayed_labels(events)
+    lines = datagen.to_lines(events + events[:20])  # re-deliveries change nothing and log nothing
+    step, _, _ = make_step(kind)
+    states, _, outcomes = drive(step, lines)
+    logs: dict[str, list] = {}
+    for line, outcome in zip(lines, outcomes):
+        if outcome.state_changed:
+            logs.setdefault(decode_event(line).key, []).append(outcome.replay)
+    assert not any(outcome.replay for outcome in outcomes[len(events):])
+    probes = [event["x"] for event in events if event.get("x")][:50]
+    for key, entries in logs.items():
+        rebuilt = step.new_state()
+        for entry in entries:
+            step.replay(rebuilt, entry)
+        driven = states[key]
+        assert (rebuilt.model_version, rebuilt.metric_n) == (driven.model_version, driven.metric_n), key
+        assert (rebuilt.metric is None) == (driven.metric is None), key
+        assert rebuilt.metric is None or rebuilt.metric.get() == driven.metric.get(), key
+        assert same_model(rebuilt.model, driven.model, probes), key
+
+
+def test_a_replay_that_changes_nothing_fails_loudly():
+    step, _, _ = make_step("classifier")
+    state, ids = step.new_state(), {}
+    step.process(state, ids, decode_event('{"key": "a", "id": "1", "x": {"f": 1.0}}'), 0)
+    outcome = step.process(state, ids, decode_event('{"key": "a", "id": "1", "y": true}'), 5)
+    raw, kept, now_ms = outcome.replay
+    assert kept is not None  # a label's entry carries the prediction it was matched with
+    with pytest.raises(StateError, match="did not change its state as it first did"):
+        step.replay(step.new_state(), (raw, None, now_ms))  # as if the log had lost what the label belongs to

@@ -1,0 +1,47 @@
+"""A key's state as Flink stores it: an envelope, and a log of the changes made since it was written.
+
+Re-serializing a whole model after every event costs more than learning from
+the event, and grows with the model. So after most events the learner only
+appends the event's replay entry (``LearningStep.replay``: the raw event and
+what it was matched with, a few hundred bytes) to the key's log, and only
+every so often writes the envelope again and clears the log. Both are Flink
+state, current after every event, so a checkpoint barrier still captures each
+key exactly as of its place in the stream; restoring replays the log on top of
+the envelope.
+
+How often to fold the log into a new envelope trades a write now against a
+replay later, when the key is read from state again (after a restore, a
+rescale, or an eviction from the ``KeyCache``): at most ``MAX_LOGGED``
+events are ever replayed for a key, and a small model is folded sooner,
+since writing it is cheap.
+"""
+
+import dataclasses
+import typing
+
+__all__ = ["LoadedKey", "fold_due", "MIN_LOGGED", "MAX_LOGGED"]
+
+MIN_LOGGED = 8
+MAX_LOGGED = 64
+_BYTES_PER_LOGGED_EVENT = 100  # envelope bytes that justify one more logged event before folding
+
+
+@dataclasses.dataclass(slots=True)
+class LoadedKey:
+    """A key's state in Python, and what backs it in Flink state."""
+
+    state: typing.Any
+    envelope_bytes: int  # size of the stored envelope (a fresh state's while none is stored)
+    logged: int  # replay entries stored after that envelope
+
+
+def fold_due(key: LoadedKey) -> bool:
+    """Whether the next change should rewrite the envelope (and clear the log) instead of being logged.
+
+    >>> fold_due(LoadedKey(None, envelope_bytes=1_600, logged=14)), fold_due(LoadedKey(None, 1_600, 15))
+    (False, True)
+    >>> fold_due(LoadedKey(None, envelope_bytes=300_000, logged=63))  # a large tree: at most 64
+    True
+    """
+    limit = max(MIN_LOGGED, min(MAX_LOGGED, key.envelope_bytes // _BYTES_PER_LOGGED_EVENT))
+    return key.logged + 1 >= limit
