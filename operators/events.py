@@ -10,7 +10,6 @@ import dataclasses
 import datetime
 import json
 import math
-import numbers
 
 from operators.dead_letters import DeadLetter, Reason
 
@@ -96,27 +95,26 @@ def _features(x) -> dict | None:
     if not isinstance(x, dict):
         raise _Rejected(Reason.INVALID_FEATURES, f"'x' must be an object, not {type(x).__name__}")
     features = {}
-    for name, value in x.items():
-        if value is None:
-            continue
-        if isinstance(value, (bool, str)):
-            features[name] = value
-        elif isinstance(value, numbers.Real):
+    for name, value in x.items():  # json.loads gives only these types; exact type checks are the fast path
+        kind = type(value)
+        if kind is float:
             if not math.isfinite(value):
                 raise _Rejected(Reason.NON_FINITE, f"feature {name!r} is {value}")
             features[name] = value
-        else:
+        elif kind is int or kind is bool or kind is str:
+            features[name] = value
+        elif value is not None:
             raise _Rejected(
                 Reason.INVALID_FEATURES,
-                f"feature {name!r} is a {type(value).__name__}; features must be numbers, strings, bools or null",
+                f"feature {name!r} is a {kind.__name__}; features must be numbers, strings, bools or null",
             )
     return features
 
 
 def _target(y):
-    if y is None or isinstance(y, (bool, str)):
+    if y is None or type(y) in (bool, str, int):
         return y
-    if isinstance(y, numbers.Real):
+    if type(y) is float:
         if not math.isfinite(y):
             raise _Rejected(Reason.NON_FINITE, f"target 'y' is {y}")
         return y
@@ -136,10 +134,14 @@ def _timestamp(ts) -> float | None:
         return None
     if isinstance(ts, bool):
         raise _Rejected(Reason.INVALID_TS, "'ts' must be epoch seconds or an ISO-8601 string, not a bool")
-    if isinstance(ts, numbers.Real):
-        if not math.isfinite(ts):
+    if type(ts) in (int, float):
+        try:
+            seconds = float(ts)
+        except OverflowError:
+            raise _Rejected(Reason.INVALID_TS, "'ts' is too large to be epoch seconds") from None
+        if not math.isfinite(seconds):
             raise _Rejected(Reason.NON_FINITE, f"'ts' is {ts}")
-        return float(ts)
+        return seconds
     if isinstance(ts, str):
         try:
             moment = datetime.datetime.fromisoformat(ts)

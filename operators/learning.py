@@ -58,8 +58,11 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+_ENCODER = json.JSONEncoder(default=_json_default)  # one encoder: json.dumps(default=...) builds one per call
+
+
 def to_json(record: dict) -> str:
-    return json.dumps(record, default=_json_default)
+    return _ENCODER.encode(record)
 
 
 def metric_record(key: str | None, metric, n: int, now_ms: int) -> str:
