@@ -1,4 +1,4 @@
-"""The riverflink job: source (files, Kafka, or both) -> decode -> key_by(key) -> learn -> sinks.
+"""The riverflink job: source (files, Kafka, or both) -> key (in Java) -> decode and learn -> sinks.
 
 A job module only wires; decoding, learning and state live in ``operators/``
 and ``state/``.
@@ -12,15 +12,15 @@ from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
 from jobs.flink_env import create_environment
+from jobs.keying import key_lines, keyed_by_first_field
 from jobs.model_spec import load_template
 from jobs.settings import Settings
 from jobs.sinks import add_sinks
 from jobs.sources import event_lines
-from operators.decode import DecodeFunction
 from operators.learner import LearnerFunction
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
-from operators.overall_metric import ALL_KEYS, OverallMetricFunction
+from operators.overall_metric import OverallMetricFunction
 from state.envelope import dump_state
 
 __all__ = ["build_job", "run_job"]
@@ -32,14 +32,7 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, template, kin
     """Add riverflink's operator graph to ``env``: every new key starts from ``template``."""
     lines = event_lines(env, settings)
 
-    wants_dead_letters = settings.dead_letters is not None
-    events = (
-        lines.process(DecodeFunction(wants_dead_letters), output_type=Types.PICKLED_BYTE_ARRAY())
-        .name("decode")
-        .uid("decode")
-    )
-
-    wired = {DEAD_LETTERS: wants_dead_letters, MODEL_SNAPSHOTS: settings.models_out is not None}
+    wired = {DEAD_LETTERS: settings.dead_letters is not None, MODEL_SNAPSHOTS: settings.models_out is not None}
     wired[METRICS] = settings.metrics is not None and metric is not None
     wired[METRIC_UPDATES] = wired[METRICS]
     learner = LearnerFunction(
@@ -54,7 +47,7 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, template, kin
         wired=frozenset(tag.tag_id for tag, on in wired.items() if on),
     )
     predictions = (
-        events.key_by(lambda event: event.key, key_type=Types.STRING())
+        key_lines(env, lines)
         .process(learner, output_type=Types.STRING())
         .name("learn")
         .uid("learner")
@@ -62,13 +55,12 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, template, kin
 
     sinks = {"predictions": predictions}
     if wired[DEAD_LETTERS]:
-        sinks["dead_letters"] = events.get_side_output(DEAD_LETTERS).union(predictions.get_side_output(DEAD_LETTERS))
+        sinks["dead_letters"] = predictions.get_side_output(DEAD_LETTERS)
     if wired[MODEL_SNAPSHOTS]:
         sinks["models_out"] = predictions.get_side_output(MODEL_SNAPSHOTS)
     if wired[METRICS]:
         overall = (
-            predictions.get_side_output(METRIC_UPDATES)
-            .key_by(lambda _: ALL_KEYS, key_type=Types.STRING())
+            keyed_by_first_field(predictions.get_side_output(METRIC_UPDATES), Types.PICKLED_BYTE_ARRAY())
             .process(
                 OverallMetricFunction(dump_state(metric), Settings.ms(settings.metrics_interval)),
                 output_type=Types.STRING(),

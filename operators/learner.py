@@ -1,5 +1,10 @@
 """Flink adapter of the learning step: one river model per key in managed keyed state.
 
+It receives each event's raw line, keyed in Java (``jobs.keying``), and
+decodes it here: in thread mode every Python operator shares the
+TaskManager's one interpreter, and a decoder in the source's thread would
+make the learner wait for it.
+
 Only state transport lives here: read the key's state, hand it to
 ``operators.learning.LearningStep``, store the change, emit. A key's state in
 Flink is an envelope plus a log of the changes since (``state.key_log``), and
@@ -24,12 +29,15 @@ import base64
 import logging
 import time
 
+from pyflink.common import Row
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.time_domain import TimeDomain
 
+from operators.dead_letters import DeadLetter, Reason
+from operators.events import decode_event
 from operators.learning import KeyExpiry, LearningStep, metric_record, next_boundary, to_json
 from operators.model_kinds import Kind, make_metric
-from operators.outputs import DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
+from operators.outputs import ALL_KEYS, DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from state.descriptors import event_ids_descriptor, key_log_descriptor, key_state_descriptor, last_seen_descriptor
 from state.envelope import dump_state, load_state
 from state.key_cache import KeyCache
@@ -94,10 +102,15 @@ class LearnerFunction(KeyedProcessFunction):
         self.duplicates = group.counter("duplicates_dropped")
         self.keys_created = group.counter("keys_created")
         self.keys_expired = group.counter("keys_expired")
+        self.decode_dead_lettered = group.counter("decode_dead_lettered")
         self.process_time = group.distribution("event_process_time_us")
 
-    def process_element(self, event, ctx):
+    def process_element(self, line, ctx):
         started = time.perf_counter()
+        event = decode_event(line)
+        if isinstance(event, DeadLetter) or event.key != ctx.get_current_key():
+            yield from self._reject_line(line, event)
+            return
         timers = ctx.timer_service()
         now_ms = timers.current_processing_time()
         if self.expiry is not None:
@@ -128,7 +141,7 @@ class LearnerFunction(KeyedProcessFunction):
         if outcome.learned:
             self.learned.inc()
         if outcome.metric_update is not None and self.emits_metric_updates:
-            yield METRIC_UPDATES, outcome.metric_update
+            yield METRIC_UPDATES, Row(ALL_KEYS, outcome.metric_update)
         if outcome.dead_letter is not None:
             self.dead_lettered.inc()
             if self.emits_dead_letters:
@@ -136,6 +149,15 @@ class LearnerFunction(KeyedProcessFunction):
         if outcome.duplicate:
             self.duplicates.inc()
         self.process_time.update(int((time.perf_counter() - started) * 1e6))
+
+    def _reject_line(self, line, decoded):
+        """A line that is no event of this key: not one at all, or one whose key Java read differently."""
+        if not isinstance(decoded, DeadLetter):  # e.g. a key too large for JSON_VALUE to write out exactly
+            detail = f"the key {decoded.key!r} cannot be routed exactly as written; use a string"
+            decoded = DeadLetter(line, Reason.INVALID_KEY, detail, decoded.key)
+        self.decode_dead_lettered.inc()
+        if self.emits_dead_letters:
+            yield DEAD_LETTERS, decoded.to_json()
 
     def on_timer(self, timestamp, ctx):
         now_ms = ctx.timer_service().current_processing_time()

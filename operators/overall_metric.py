@@ -12,9 +12,7 @@ from operators.learning import metric_record
 from state.descriptors import overall_metric_descriptor
 from state.envelope import dump_state, load_state
 
-__all__ = ["OverallMetricFunction", "ALL_KEYS"]
-
-ALL_KEYS = "__all__"
+__all__ = ["OverallMetricFunction"]
 
 
 class OverallMetricFunction(KeyedProcessFunction):
