@@ -35,6 +35,7 @@ from pyflink.datastream.time_domain import TimeDomain
 
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import decode_event
+from operators.flink_metrics import SAMPLE_EVERY, BatchedCounter
 from operators.learning import KeyExpiry, LearningStep, metric_record, next_boundary, to_json
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import ALL_KEYS, DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
@@ -96,8 +97,9 @@ class LearnerFunction(KeyedProcessFunction):
         self.expiry = None if self.key_ttl_ms is None else KeyExpiry(self.key_ttl_ms)
         self.last_seen = None if self.expiry is None else runtime_context.get_state(last_seen_descriptor())
         group = runtime_context.get_metrics_group()
-        self.predicted = group.counter("events_predicted")
-        self.learned = group.counter("events_learned")
+        self.predicted = BatchedCounter(group.counter("events_predicted"))
+        self.learned = BatchedCounter(group.counter("events_learned"))
+        self.sampled = 0
         self.dead_lettered = group.counter("events_dead_lettered")
         self.duplicates = group.counter("duplicates_dropped")
         self.keys_created = group.counter("keys_created")
@@ -112,7 +114,7 @@ class LearnerFunction(KeyedProcessFunction):
             yield from self._reject_line(line, event)
             return
         timers = ctx.timer_service()
-        now_ms = timers.current_processing_time()
+        now_ms = time.time_ns() // 1_000_000  # Flink's processing time is this clock; reading it here skips a JVM call
         if self.expiry is not None:
             if self.expiry.idle(self.last_seen.value(), now_ms):  # its check has not fired yet
                 self._drop_key(event.key, timers)
@@ -148,7 +150,14 @@ class LearnerFunction(KeyedProcessFunction):
                 yield DEAD_LETTERS, outcome.dead_letter.to_json()
         if outcome.duplicate:
             self.duplicates.inc()
-        self.process_time.update(int((time.perf_counter() - started) * 1e6))
+        self.sampled += 1
+        if self.sampled >= SAMPLE_EVERY:
+            self.sampled = 0
+            self.process_time.update(int((time.perf_counter() - started) * 1e6))
+
+    def close(self):
+        self.predicted.flush()
+        self.learned.flush()
 
     def _reject_line(self, line, decoded):
         """A line that is no event of this key: not one at all, or one whose key Java read differently."""

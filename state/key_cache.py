@@ -49,6 +49,10 @@ class KeyCache:
         return None if entry is None else entry[1]
 
     def put(self, key, value, size: int) -> None:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is value and entry[1] == size:  # the common case: a cached key changed
+            self._entries.move_to_end(key)
+            return
         self.evict(key)
         if size > self.capacity_bytes:
             return
