@@ -1,6 +1,6 @@
 """Do checkpoints complete while the Python learner is the bottleneck? Aligned against unaligned barriers.
 
-    PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.checkpoints --events 150000 --seconds 40
+    PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.checkpoints
 
 Starts its own Kafka broker and a local Flink cluster (2 TaskManagers),
 fills a topic with a backlog the learner cannot keep up with, so the source
@@ -64,7 +64,7 @@ def measure(port: int, bootstrap: str, topic: str, unaligned: str, seconds: floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=150_000, help="backlog in the topic before each run")
+    parser.add_argument("--events", type=int, default=400_000, help="backlog in the topic before each run")
     parser.add_argument("--keys", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=40, help="how long each mode runs")
     args = parser.parse_args()
