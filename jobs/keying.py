@@ -32,6 +32,9 @@ UNROUTABLE = ""  # where lines without a readable key go: decode_event rejects a
 def key_lines(env: StreamExecutionEnvironment, lines: DataStream) -> KeyedStream:
     """Raw event lines keyed by their ``key`` field; the learner receives each line as it came."""
     table_env = StreamTableEnvironment.create(env)
+    # Read keys at the source's parallelism: the lines then go on down the source's channels, in order.
+    parallelism = lines._j_data_stream.getParallelism()
+    table_env.get_config().set("table.exec.resource.default-parallelism", str(parallelism))
     source = table_env.from_data_stream(lines)  # one STRING column, f0
     routed = table_env.sql_query(
         f"SELECT COALESCE(JSON_VALUE(f0, '$.key'), '{UNROUTABLE}') AS routing_key, f0 AS line FROM {source}"

@@ -12,6 +12,7 @@ from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
 from jobs.flink_env import create_environment
+from jobs.kafka_offsets import commit_offsets, end_offsets
 from jobs.keying import key_lines, keyed_by_first_field
 from jobs.model_spec import load_template
 from jobs.settings import Settings
@@ -28,9 +29,13 @@ __all__ = ["build_job", "run_job"]
 logger = logging.getLogger(__name__)
 
 
-def build_job(env: StreamExecutionEnvironment, settings: Settings, template, kind: Kind, metric) -> None:
-    """Add riverflink's operator graph to ``env``: every new key starts from ``template``."""
-    lines = event_lines(env, settings)
+def build_job(env: StreamExecutionEnvironment, settings: Settings, template, kind: Kind, metric,
+              stop_offsets: dict | None = None) -> None:
+    """Add riverflink's operator graph to ``env``: every new key starts from ``template``.
+
+    ``stop_offsets``: where a bounded Kafka read ends (``jobs.kafka_offsets``).
+    """
+    lines = event_lines(env, settings, stop_offsets)
 
     wired = {DEAD_LETTERS: settings.dead_letters is not None, MODEL_SNAPSHOTS: settings.models_out is not None}
     wired[METRICS] = settings.metrics is not None and metric is not None
@@ -86,9 +91,13 @@ def run_job(settings: Settings):
         if checkpoint_dir is None and settings.jobmanager is None:  # nobody will resume from these: gone with the run
             checkpoint_dir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="riverflink-checkpoints-"))
         env = create_environment(settings, checkpoint_dir)
-        build_job(env, settings, template, kind, metric)
+        stop_offsets = end_offsets(settings) if settings.kafka_stop_at_latest else None
+        build_job(env, settings, template, kind, metric, stop_offsets)
         where = settings.jobmanager or "the embedded mini-cluster"
         logger.info("running %s on %s (parallelism %d)", settings.job_name, where, settings.parallelism)
         if settings.detached:
             return env.execute_async(settings.job_name)
-        return env.execute(settings.job_name)
+        result = env.execute(settings.job_name)
+        if stop_offsets is not None:  # Flink commits only on checkpoints the finished reader may have missed
+            commit_offsets(settings, stop_offsets)
+        return result

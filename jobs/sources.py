@@ -9,7 +9,9 @@ from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 from pyflink.datastream.connectors.hybrid_source import HybridSource
-from pyflink.datastream.connectors.kafka import KafkaOffsetResetStrategy, KafkaOffsetsInitializer, KafkaSource
+from pyflink.datastream.connectors.kafka import (
+    KafkaOffsetResetStrategy, KafkaOffsetsInitializer, KafkaSource, KafkaTopicPartition,
+)
 from pyflink.java_gateway import get_gateway
 from pyflink.util.java_utils import get_java_class
 
@@ -36,7 +38,7 @@ def _starting_offsets(settings: Settings) -> KafkaOffsetsInitializer:
     return KafkaOffsetsInitializer.timestamp(start)
 
 
-def _kafka_source(settings: Settings) -> KafkaSource:
+def _kafka_source(settings: Settings, stop_offsets: dict | None) -> KafkaSource:
     """Offsets are kept in Flink's checkpoints (and committed to the group on each checkpoint, for monitoring)."""
     builder = (
         KafkaSource.builder()
@@ -50,8 +52,9 @@ def _kafka_source(settings: Settings) -> KafkaSource:
     )
     for name, value in settings.kafka_properties:
         builder.set_property(name, value)
-    if settings.kafka_stop_at_latest:
-        builder.set_bounded(KafkaOffsetsInitializer.latest())
+    if stop_offsets is not None:
+        stops = {KafkaTopicPartition(topic, partition): offset for (topic, partition), offset in stop_offsets.items()}
+        builder.set_bounded(KafkaOffsetsInitializer.offsets(stops))
     _read_values_as_text(builder)
     return builder.build()
 
@@ -72,15 +75,24 @@ def _read_values_as_text(builder) -> None:
     )
 
 
-def event_lines(env: StreamExecutionEnvironment, settings: Settings) -> DataStream:
-    """One raw JSON line per event, from the inputs ``settings`` names."""
+def event_lines(env: StreamExecutionEnvironment, settings: Settings, stop_offsets: dict | None = None) -> DataStream:
+    """One raw JSON line per event, from the inputs ``settings`` names.
+
+    ``stop_offsets`` (``(topic, partition) -> offset``, see ``jobs.kafka_offsets``):
+    where a bounded Kafka read ends.
+    """
     if settings.inputs and settings.kafka_topics:
         # History first, then live: the Kafka reader starts once every file is read.
-        source = HybridSource.builder(_file_source(settings)).add_source(_kafka_source(settings)).build()
+        source = HybridSource.builder(_file_source(settings)).add_source(_kafka_source(settings, stop_offsets)).build()
         name = "files-then-kafka"
     elif settings.kafka_topics:
-        source, name = _kafka_source(settings), "kafka"
+        source, name = _kafka_source(settings, stop_offsets), "kafka"
     else:
         source, name = _file_source(settings), "files"
     # A hybrid source cannot tell its type (Java erases it); every source here yields text (or None).
-    return env.from_source(source, WatermarkStrategy.no_watermarks(), name, Types.STRING()).uid(f"source-{name}")
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), name, Types.STRING()).uid(f"source-{name}")
+    if name == "files-then-kafka":
+        # One reader, so each learner gets history and live events down one channel, in order: with
+        # several, a file record still in flight could be overtaken by another reader's Kafka record.
+        lines.set_parallelism(1)
+    return lines

@@ -1,8 +1,9 @@
 """Finding the processes a test's processes started, from /proc (never by name)."""
 
 import pathlib
+import signal
 
-__all__ = ["descendants", "command_line"]
+__all__ = ["descendants", "command_line", "interruptible"]
 
 
 def descendants(pid: int) -> list[int]:
@@ -29,3 +30,14 @@ def command_line(pid: int) -> bytes:
         return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError):
         return b""
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT, as Ctrl-C would.
+
+    A shell starts background commands with SIGINT ignored, and children
+    inherit that: a suite run in the background would see every Ctrl-C test
+    time out. The child gets SIGINT's default back, and so its
+    KeyboardInterrupt.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

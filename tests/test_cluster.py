@@ -143,6 +143,8 @@ def test_a_kill_mid_stream_changes_no_committed_output(mode, backend, victim, at
         # The final models and metrics from periodic reports, not from a drain: in process mode, what
         # timers emit at a drain's final watermark can miss the final savepoint (seen with PyFlink 2.2.1).
         wait_until(lambda: _reported_versions(settings) == _learn_steps(events), 120, "every key's final report")
+        scored = _scored_events(events)
+        wait_until(lambda: _overall_n(settings) == scored, 120, "the all-keys metric's final report")
         stop_with_savepoint(jobmanager, job)
     _assert_equals_reference(settings, events)
 
@@ -152,6 +154,17 @@ def _reported_versions(settings: Settings) -> dict:
     for snapshot in read_records(settings.models_out):
         latest[snapshot["key"]] = max(latest.get(snapshot["key"], 0), snapshot["model_version"])
     return latest
+
+
+def _overall_n(settings: Settings) -> int:
+    return max((r["n"] for r in read_records(settings.metrics) if r["key"] is None), default=0)
+
+
+def _scored_events(lines: list[str]) -> int:
+    """How many metric updates plain river makes over ``lines``: what the all-keys metric's last report counts."""
+    _, template, _, new_metric = example(KIND)
+    expected, _ = river_loop(lines, template, KIND, new_metric)
+    return sum(result.n for result in expected.values())
 
 
 def _learn_steps(lines: list[str]) -> dict:

@@ -21,7 +21,7 @@ from tests import datagen
 from tests.flink_support import expected_predictions, run
 from tests.kafka_support import new_topic, read_topic, send
 from tests.models import DATA, ROOT, example
-from tests.processes import descendants
+from tests.processes import descendants, interruptible
 from tests.reference import river_loop, same_model
 
 SECRET = "hunter2-never-logged"
@@ -153,7 +153,7 @@ def test_a_streaming_run_stops_on_ctrl_c_and_leaves_no_process(kafka_bootstrap, 
     job = subprocess.Popen([sys.executable, "-m", "jobs.cli", "run", "--model", "examples/regressor.py:model",
                             "--kafka-bootstrap", kafka_bootstrap, "--kafka-topic", topic, "--out", str(out),
                             "--checkpoint-interval", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+                           text=True, preexec_fn=interruptible)
     try:
         deadline = time.monotonic() + 180
         while sum(1 for _ in read_records(out / "predictions")) < 578:  # all committed: it is streaming

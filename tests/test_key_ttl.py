@@ -23,6 +23,7 @@ from tests import datagen
 from tests.flink_support import expected_predictions, run
 from tests.kafka_support import new_topic
 from tests.models import ROOT, example
+from tests.processes import interruptible
 from tests.reference import river_loop
 
 PAUSING_MODEL = '''
@@ -96,7 +97,7 @@ class StreamingJob:
                    "--quiet", *options]
         with log.open("w") as out:
             self.process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                            env={**os.environ, "PYTHONHASHSEED": "0"})
+                                            env={**os.environ, "PYTHONHASHSEED": "0"}, preexec_fn=interruptible)
 
     def __enter__(self):
         return self
