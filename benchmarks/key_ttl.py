@@ -19,28 +19,21 @@ records, which name their keys too.
 
 import argparse
 import contextlib
-import json
-import os
 import pathlib
 import random
 import re
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from benchmarks.streaming import produce_steadily, streaming_job, wait_until_serving
 from jobs.local_kafka import free_ports, start_broker, stop_broker
 
 __all__ = ["latest_checkpoint", "keys_in_checkpoint", "checkpoint_bytes"]
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-MODEL = "examples/classifier.py:model"
-WARM_UP_S = 120  # the job's start-up: JVM, Python workers, first checkpoint
 KEY_NAME = re.compile(rb"nk\d{8}")
 
 
@@ -77,40 +70,11 @@ def new_key_events(rate: float, seconds: float, events_per_key: int, seed: int =
         yield {"key": f"nk{i // events_per_key:08d}", "id": f"e{i}", "x": x, "y": x["f0"] + x["f1"] > 0}
 
 
-@contextlib.contextmanager
-def _job(bootstrap: str, topic: str, workdir: pathlib.Path, key_ttl: float | None):
-    """A streaming riverflink job in its own process group, interrupted (Ctrl-C) when the block exits."""
-    command = [sys.executable, "-m", "jobs.cli", "run", "--model", MODEL, "--kafka-bootstrap", bootstrap,
-               "--kafka-topic", topic, "--kafka-group", topic, "--predictions", f"kafka://{topic}-predictions",
-               "--job-name", topic, "--checkpoint-interval", "1", "--checkpoint-dir", str(workdir / "checkpoints"),
-               "--quiet"]
-    if key_ttl is not None:
-        command += ["--key-ttl", str(key_ttl)]
-    with open(workdir / "job.log", "wb") as log:
-        job = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                               env={**os.environ, "PYTHONHASHSEED": "0"})
-    try:
-        yield job
-    finally:
-        os.killpg(job.pid, signal.SIGINT)
-        try:
-            job.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(job.pid, signal.SIGKILL)
-            job.wait()
-
-
-def _produce_steadily(bootstrap: str, topic: str, events: list[dict], rate: float, sent: list) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    start = time.monotonic()
-    for i, event in enumerate(events):
-        delay = start + i / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        producer.send(topic, key=event["key"].encode(), value=json.dumps(event).encode())
-        sent.append(event["key"])
-    producer.flush()
-    producer.close()
+def _job_options(bootstrap: str, topic: str, workdir: pathlib.Path, key_ttl: float | None) -> list[str]:
+    options = ["--kafka-bootstrap", bootstrap, "--kafka-topic", topic, "--kafka-group", topic,
+               "--predictions", f"kafka://{topic}-predictions", "--job-name", topic, "--checkpoint-interval", "1",
+               "--checkpoint-dir", str(workdir / "checkpoints")]
+    return options if key_ttl is None else options + ["--key-ttl", str(key_ttl)]
 
 
 def measure(bootstrap: str, workdir: pathlib.Path, key_ttl: float | None, rate: float, seconds: float,
@@ -127,15 +91,13 @@ def measure(bootstrap: str, workdir: pathlib.Path, key_ttl: float | None, rate: 
     samples = []
     consumer = KafkaConsumer(f"{topic}-predictions", bootstrap_servers=bootstrap, isolation_level="read_committed",
                              auto_offset_reset="earliest", enable_auto_commit=False)
-    with _job(bootstrap, topic, workdir, key_ttl) as job:
-        _produce_steadily(bootstrap, topic, [{"key": "warm-up", "x": {"f0": 0.0}, "y": True}], rate, [])
-        deadline = time.monotonic() + WARM_UP_S
-        while not any(consumer.poll(timeout_ms=1000).values()):  # its prediction is committed: the job runs
-            if job.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the job did not start; see {workdir}/job.log")
+    with streaming_job(_job_options(bootstrap, topic, workdir, key_ttl), workdir / "job.log") as job:
+        produce_steadily(bootstrap, topic, [{"key": "warm-up", "x": {"f0": 0.0}, "y": True}], rate)
+        wait_until_serving(job, consumer, workdir / "job.log")
         consumer.close()
         sent: list = []
-        producer = threading.Thread(target=_produce_steadily, args=(bootstrap, topic, events, rate, sent))
+        producer = threading.Thread(target=produce_steadily, args=(bootstrap, topic, events, rate),
+                                    kwargs={"on_send": lambda event: sent.append(event["key"]), "linger_ms": 5})
         started = time.monotonic()
         producer.start()
         while producer.is_alive() or time.monotonic() < started + seconds + 5:

@@ -15,27 +15,20 @@ as soon as the sink flushes, at the price of duplicates after a failure.
 """
 
 import argparse
-import contextlib
 import json
-import os
 import pathlib
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from benchmarks.generate import zipf_stream
+from benchmarks.streaming import produce_steadily, streaming_job, wait_until_serving
 from jobs.local_kafka import free_ports, start_broker, stop_broker
 from jobs.settings import KAFKA_DELIVERIES
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-MODEL = "examples/classifier.py:model"
-WARM_UP_S = 120  # the job's start-up: JVM, Python workers, first checkpoint
 
 
 def _topics(bootstrap: str, *names: str) -> None:
@@ -44,40 +37,6 @@ def _topics(bootstrap: str, *names: str) -> None:
         admin.create_topics([NewTopic(name, 2, 1) for name in names])
     finally:
         admin.close()
-
-
-@contextlib.contextmanager
-def _job(bootstrap: str, events: str, predictions: str, delivery: str, checkpoint_interval: float, workdir: str):
-    """A streaming riverflink job in its own process group, ended by pid when the block exits."""
-    command = [sys.executable, "-m", "jobs.cli", "run", "--model", MODEL, "--kafka-bootstrap", bootstrap,
-               "--kafka-topic", events, "--kafka-group", f"latency-{delivery}", "--predictions", f"kafka://{predictions}",
-               "--kafka-delivery", delivery, "--checkpoint-interval", str(checkpoint_interval),
-               "--job-name", f"latency-{delivery}", "--quiet"]
-    with open(pathlib.Path(workdir) / f"job-{delivery}.log", "wb") as log:
-        job = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                               env={**os.environ, "PYTHONHASHSEED": "0"})
-    try:
-        yield job
-    finally:
-        os.killpg(job.pid, signal.SIGTERM)
-        try:
-            job.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(job.pid, signal.SIGKILL)
-            job.wait()
-
-
-def _produce_steadily(bootstrap: str, topic: str, events: list[dict], rate: float, sent_at: dict) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
-    start = time.monotonic()
-    for i, event in enumerate(events):
-        delay = start + i / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        sent_at[event["id"]] = time.time()
-        producer.send(topic, key=event["key"].encode(), value=json.dumps(event).encode())
-    producer.flush()
-    producer.close()
 
 
 def measure(bootstrap: str, delivery: str, rate: float, seconds: float, checkpoint_interval: float,
@@ -89,15 +48,20 @@ def measure(bootstrap: str, delivery: str, rate: float, seconds: float, checkpoi
                              auto_offset_reset="earliest", enable_auto_commit=False)
     stream = zipf_stream(int(rate * seconds) + 1, n_keys=1000, seed=7)
     warm_up = {**next(stream), "id": "warm-up"}
-    with _job(bootstrap, events_topic, predictions_topic, delivery, checkpoint_interval, workdir) as job:
-        _produce_steadily(bootstrap, events_topic, [warm_up], rate, {})
-        deadline = time.monotonic() + WARM_UP_S
-        while not any(consumer.poll(timeout_ms=1000).values()):
-            if job.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the {delivery} job did not start; see {workdir}/job-{delivery}.log")
+    options = ["--kafka-bootstrap", bootstrap, "--kafka-topic", events_topic, "--kafka-group", f"latency-{delivery}",
+               "--predictions", f"kafka://{predictions_topic}", "--kafka-delivery", delivery,
+               "--checkpoint-interval", str(checkpoint_interval), "--job-name", f"latency-{delivery}"]
+    log = pathlib.Path(workdir) / f"job-{delivery}.log"
+    with streaming_job(options, log) as job:
+        produce_steadily(bootstrap, events_topic, [warm_up], rate)
+        wait_until_serving(job, consumer, log)
         sent_at: dict = {}
-        producer = threading.Thread(target=_produce_steadily,
-                                    args=(bootstrap, events_topic, list(stream), rate, sent_at))
+
+        def stamp(event: dict) -> None:
+            sent_at[event["id"]] = time.time()
+
+        producer = threading.Thread(target=produce_steadily, args=(bootstrap, events_topic, list(stream), rate),
+                                    kwargs={"on_send": stamp})
         producer.start()
         latencies = []
         quiet_until = time.monotonic() + seconds + 2 * checkpoint_interval + 10

@@ -19,7 +19,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from state.exceptions import RiverflinkError, SettingsError
 
-__all__ = ["Published", "publish", "event_key", "client_config"]
+__all__ = ["Published", "publish", "event_key", "client_config", "python_option"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +55,16 @@ def client_config(properties: tuple[tuple[str, str], ...]) -> dict:
     """
     config = {}
     for name, value in properties:
-        option = name.replace(".", "_")
+        option, converted = python_option(name, value)
         if option not in KafkaProducer.DEFAULT_CONFIG or option not in KafkaAdminClient.DEFAULT_CONFIG:
             raise SettingsError(f"--kafka-property {name}: not a client property riverflink produce can pass on")
-        config[option] = int(value) if value.isdigit() else value
+        config[option] = converted
     return config
+
+
+def python_option(name: str, value: str) -> tuple[str, str | int]:
+    """kafka-python's option for a Java-style client property: ``sasl.mechanism=X`` -> ``("sasl_mechanism", "X")``."""
+    return name.replace(".", "_"), int(value) if value.isdigit() else value
 
 
 def _lines(path: pathlib.Path) -> Iterator[tuple[str, int]]:

@@ -44,10 +44,6 @@ class KeyCache:
         self._entries.move_to_end(key)
         return entry[0]
 
-    def size_of(self, key) -> int | None:
-        entry = self._entries.get(key)
-        return None if entry is None else entry[1]
-
     def put(self, key, value, size: int) -> None:
         entry = self._entries.get(key)
         if entry is not None and entry[0] is value and entry[1] == size:  # the common case: a cached key changed
