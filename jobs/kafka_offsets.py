@@ -27,8 +27,8 @@ logger = logging.getLogger(__name__)
 def _consumer(settings: Settings, **options) -> KafkaConsumer:
     # The properties kafka-python has too (security.protocol, sasl.mechanism, ssl.*); Java-only ones such as
     # sasl.jaas.config have no equivalent here, and a broker that needs them refuses this client loudly.
-    options = (python_option(name, value) for name, value in settings.kafka_properties)
-    config = {option: value for option, value in options if option in KafkaConsumer.DEFAULT_CONFIG}
+    converted = (python_option(name, value) for name, value in settings.kafka_properties)
+    config = {option: value for option, value in converted if option in KafkaConsumer.DEFAULT_CONFIG}
     return KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
                          enable_auto_commit=False, **config, **options)
 
