@@ -11,7 +11,7 @@ import os
 import pathlib
 import sys
 
-from jobs.settings import EXECUTION_MODES, KAFKA_DELIVERIES, OUTPUT_NAMES, STATE_BACKENDS, Settings
+from jobs.settings import EXECUTION_MODES, KAFKA_DELIVERIES, ON_DRIFT, OUTPUT_NAMES, STATE_BACKENDS, Settings
 from state.exceptions import RiverflinkError, SettingsError
 
 __all__ = ["main"]
@@ -51,6 +51,22 @@ def _add_kafka_client(parser: argparse.ArgumentParser) -> None:
                         help="a Kafka client property (SASL, SSL, ...), repeatable; never printed or logged")
 
 
+def _add_lifecycle(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--warm-start", action="store_true",
+                        help="new keys start from a copy of the --model as it is (pre-trained), not a blank clone")
+    parser.add_argument("--challenger", action="append", default=[], metavar="SPEC",
+                        help="a model trained in shadow on every key, served where it beats the serving model; "
+                             "repeatable")
+    parser.add_argument("--promotion-window", type=int, default=100, metavar="N",
+                        help="a challenger is judged on each key's last N labelled events (default 100)")
+    parser.add_argument("--promotion-margin", type=float, default=0.0, metavar="M",
+                        help="by how much of the metric it must be better there (default 0: any better)")
+    parser.add_argument("--drift-detector", metavar="NAME",
+                        help="a river.drift detector class (ADWIN, PageHinkley, DDM, ...) on each key's errors")
+    parser.add_argument("--on-drift", choices=ON_DRIFT, default="none",
+                        help="reset: each of the key's models starts over when its detector fires")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="riverflink", description="One river model per key in Apache Flink's keyed state.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -72,11 +88,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="for kafka:// outputs: transactions committed on checkpoints, or lower latency")
     run.add_argument("--job-name", default="riverflink",
                      help="also the Kafka transactional id prefix: concurrent jobs need different names")
-    run.add_argument("--out", help="write all four outputs under this directory")
+    run.add_argument("--out", help="write every output under this directory")
     run.add_argument("--predictions", help="predictions destination: a directory or kafka://TOPIC")
     run.add_argument("--metrics", help="metrics destination: a directory or kafka://TOPIC")
     run.add_argument("--dead-letters", help="dead letters destination: a directory or kafka://TOPIC")
     run.add_argument("--models-out", help="model snapshots destination: a directory or kafka://TOPIC")
+    run.add_argument("--events", help="promotions and drifts destination: a directory or kafka://TOPIC")
+    _add_lifecycle(run)
     run.add_argument("--parallelism", type=int, default=1)
     run.add_argument("--checkpoint-interval", type=_positive_float, default=10.0, metavar="S")
     run.add_argument("--checkpoint-dir")
@@ -137,7 +155,8 @@ def _settings(args) -> Settings:
     outputs = {name: getattr(args, name) for name in OUTPUT_NAMES}
     if args.out is not None:
         for name, value in outputs.items():
-            if value is None:
+            reported = name != "events" or args.challenger or args.drift_detector
+            if value is None and reported:
                 outputs[name] = str(pathlib.Path(args.out) / name.replace("_", "-"))
     return Settings(
         model=args.model,
@@ -167,6 +186,12 @@ def _settings(args) -> Settings:
         allow_non_restored_state=args.allow_non_restored_state,
         watch_inputs=args.watch_inputs,
         flink_options=tuple(args.flink_option),
+        warm_start=args.warm_start,
+        challengers=tuple(args.challenger),
+        promotion_window=args.promotion_window,
+        promotion_margin=args.promotion_margin,
+        drift_detector=args.drift_detector,
+        on_drift=args.on_drift,
         **outputs,
     )
 

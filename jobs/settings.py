@@ -9,14 +9,15 @@ import urllib.parse
 from state.exceptions import SettingsError
 
 __all__ = [
-    "Settings", "STATE_BACKENDS", "EXECUTION_MODES", "OUTPUT_NAMES", "KAFKA_DELIVERIES", "KAFKA_OFFSETS",
+    "Settings", "STATE_BACKENDS", "EXECUTION_MODES", "OUTPUT_NAMES", "KAFKA_DELIVERIES", "ON_DRIFT", "KAFKA_OFFSETS",
     "kafka_topic_of", "parse_start_offset", "local_path",
 ]
 
 STATE_BACKENDS = ("hashmap", "rocksdb")
 EXECUTION_MODES = ("thread", "process")
-OUTPUT_NAMES = ("predictions", "metrics", "dead_letters", "models_out")
+OUTPUT_NAMES = ("predictions", "metrics", "dead_letters", "models_out", "events")
 KAFKA_DELIVERIES = ("exactly-once", "at-least-once")
+ON_DRIFT = ("none", "reset")  # what a key does when its drift detector fires: report it, or also start over
 KAFKA_OFFSETS = ("earliest", "latest", "committed")  # or a point in time, see parse_start_offset
 KAFKA_SCHEME = "kafka://"
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -84,6 +85,13 @@ class Settings:
     metrics: str | None = None
     dead_letters: str | None = None
     models_out: str | None = None
+    events: str | None = None  # promotions and drifts
+    warm_start: bool = False  # new keys start from a copy of what the template learned, not a blank clone
+    challengers: tuple[str, ...] = ()  # model specs trained in shadow on every key, promoted where better
+    promotion_window: int = 100  # labelled events a challenger is judged on
+    promotion_margin: float = 0.0  # how much better than the serving model it must be over the window
+    drift_detector: str | None = None  # a river.drift detector class name, watching each key's errors
+    on_drift: str = "none"  # or "reset": each of the key's models starts over
     parallelism: int = 1
     checkpoint_interval: float = 10.0
     checkpoint_dir: str | None = None
@@ -140,6 +148,7 @@ class Settings:
             host, _, port = self.jobmanager.rpartition(":")
             if not host or not port.isdigit():
                 raise SettingsError(f"--jobmanager must be HOST:PORT (the REST address), not {self.jobmanager!r}")
+        self._check_lifecycle()
         if self.watch_inputs is not None and (self.watch_inputs <= 0 or not self.inputs):
             raise SettingsError("--watch-inputs needs --input and a positive number of seconds")
         if self.watch_inputs is not None and self.kafka_topics:
@@ -149,6 +158,20 @@ class Settings:
         local = None if self.from_savepoint is None else local_path(self.from_savepoint)
         if local is not None and not local.exists():
             raise SettingsError(f"--from-savepoint {self.from_savepoint}: no such savepoint or checkpoint")
+
+    def _check_lifecycle(self) -> None:
+        if len(set(self.models)) != len(self.models):
+            raise SettingsError("a --challenger repeats --model or another challenger; give each model once")
+        if self.promotion_window < 1:
+            raise SettingsError(f"--promotion-window must be at least 1, not {self.promotion_window}")
+        if self.promotion_margin < 0:
+            raise SettingsError(f"--promotion-margin must be zero or more, not {self.promotion_margin}")
+        if self.on_drift not in ON_DRIFT:
+            raise SettingsError(f"--on-drift must be one of {', '.join(ON_DRIFT)}, not {self.on_drift!r}")
+        if self.on_drift != "none" and self.drift_detector is None:
+            raise SettingsError(f"--on-drift {self.on_drift} needs a --drift-detector")
+        if self.events is not None and not self.has_lifecycle:
+            raise SettingsError("--events reports promotions and drifts: give --challenger or --drift-detector")
 
     def _check_kafka(self, outputs: list[str]) -> None:
         topics = list(self.kafka_topics) + [topic for topic in map(kafka_topic_of, outputs) if topic is not None]
@@ -173,6 +196,16 @@ class Settings:
     def bounded(self) -> bool:
         """Whether the job ends by itself: files only, or Kafka read up to the offsets at start."""
         return self.watch_inputs is None and (not self.kafka_topics or self.kafka_stop_at_latest)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model spec, the serving one's (``--model``) first; also their names in outputs."""
+        return (self.model, *self.challengers)
+
+    @property
+    def has_lifecycle(self) -> bool:
+        """Whether keys have more than one model to judge or a drift detector (``operators.lifecycle``)."""
+        return bool(self.challengers) or self.drift_detector is not None
 
     @property
     def outputs(self) -> dict[str, str | None]:

@@ -26,6 +26,7 @@ its next event starts from the template.
 """
 
 import base64
+import copy
 import logging
 import time
 
@@ -37,8 +38,9 @@ from operators.dead_letters import DeadLetter, Reason
 from operators.events import decode_event
 from operators.flink_metrics import SAMPLE_EVERY, BatchedCounter
 from operators.learning import KeyExpiry, LearningStep, metric_record, next_boundary, to_json
+from operators.lifecycle import LifecyclePolicy
 from operators.model_kinds import Kind, make_metric
-from operators.outputs import ALL_KEYS, DEAD_LETTERS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
+from operators.outputs import ALL_KEYS, DEAD_LETTERS, LIFECYCLE_EVENTS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from state.descriptors import event_ids_descriptor, key_log_descriptor, key_state_descriptor, last_seen_descriptor
 from state.envelope import dump_state, load_state
 from state.key_cache import KeyCache
@@ -52,11 +54,17 @@ END_OF_INPUT = 2**63 - 1  # Flink's maximum watermark: reached only when a bound
 
 
 class LearnerFunction(KeyedProcessFunction):
-    """Keyed learner. ``template`` is the envelope of the model every new key starts from."""
+    """Keyed learner.
+
+    ``templates``: name -> envelope of a model every new key starts from, the
+    serving model's first, then the challengers. ``lifecycle``: the keyword
+    arguments of ``LifecyclePolicy`` besides the models (promotion window and
+    margin, the envelope of a drift ``detector``, ``on_drift``), or None.
+    """
 
     def __init__(
         self,
-        template: bytes,
+        templates: dict[str, bytes],
         kind: Kind,
         metric_name: str | None,
         label_ttl_ms: int | None,
@@ -65,8 +73,12 @@ class LearnerFunction(KeyedProcessFunction):
         wired: frozenset = frozenset(),
         key_ttl_ms: int | None = None,
         cache_bytes: int = 0,
+        warm_start: bool = False,
+        lifecycle: dict | None = None,
     ):
-        self.template = template
+        self.templates = templates
+        self.warm_start = warm_start
+        self.lifecycle = lifecycle
         self.kind = kind
         self.metric_name = metric_name
         self.label_ttl_ms = label_ttl_ms
@@ -79,16 +91,26 @@ class LearnerFunction(KeyedProcessFunction):
         self.emits_metric_updates = METRIC_UPDATES.tag_id in wired
         self.emits_snapshots = MODEL_SNAPSHOTS.tag_id in wired
         self.emits_dead_letters = DEAD_LETTERS.tag_id in wired
+        self.emits_events = LIFECYCLE_EVENTS.tag_id in wired
 
     def open(self, runtime_context):
-        template = load_state(self.template)
-        self.metric_template = make_metric(self.kind, self.metric_name, template)
-        self.step = LearningStep(
-            self.kind,
-            new_model=template.clone,
-            new_metric=lambda: None if self.metric_template is None else self.metric_template.clone(),
-            label_ttl_ms=self.label_ttl_ms,
-        )
+        templates = {name: load_state(blob) for name, blob in self.templates.items()}
+        # A warm start copies what the template has learned; clone() would forget it.
+        new_models = {
+            name: (lambda t=template: copy.deepcopy(t)) if self.warm_start else template.clone
+            for name, template in templates.items()
+        }
+        first = next(iter(new_models))
+        self.metric_template = make_metric(self.kind, self.metric_name, templates[first])
+        new_metric = lambda: None if self.metric_template is None else self.metric_template.clone()  # noqa: E731
+        policy = None
+        if self.lifecycle is not None:
+            options = dict(self.lifecycle)
+            detector = options.pop("detector", None)
+            policy = LifecyclePolicy(self.kind, new_models, new_metric, **options,
+                                     detector=None if detector is None else load_state(detector))
+        self.step = LearningStep(self.kind, new_model=new_models[first], new_metric=new_metric,
+                                 label_ttl_ms=self.label_ttl_ms, policy=policy)
         self.fresh_state = dump_state(self.step.new_state())  # unpickling a copy is much faster than clone()
         self.key_state = runtime_context.get_state(key_state_descriptor())
         self.key_log = runtime_context.get_list_state(key_log_descriptor())
@@ -142,8 +164,14 @@ class LearnerFunction(KeyedProcessFunction):
             yield outcome.prediction.to_json()
         if outcome.learned:
             self.learned.inc()
-        if outcome.metric_update is not None and self.emits_metric_updates:
-            yield METRIC_UPDATES, Row(ALL_KEYS, outcome.metric_update)
+        if self.emits_metric_updates:
+            if outcome.metric_update is not None:
+                yield METRIC_UPDATES, Row(ALL_KEYS, outcome.metric_update)
+            for name, update in outcome.model_updates:
+                yield METRIC_UPDATES, Row(name, update)
+        if self.emits_events:
+            for record in outcome.events:
+                yield LIFECYCLE_EVENTS, to_json(record)
         if outcome.dead_letter is not None:
             self.dead_lettered.inc()
             if self.emits_dead_letters:
@@ -188,11 +216,16 @@ class LearnerFunction(KeyedProcessFunction):
         if self.emits_metrics and (end_of_input or timestamp % self.metrics_interval_ms == 0):
             if state.metric is not None:
                 yield METRICS, metric_record(key, state.metric, state.metric_n, now_ms)
+            candidates = {} if state.lifecycle is None else state.lifecycle.candidates
+            for name, candidate in candidates.items():
+                yield METRICS, metric_record(key, candidate.metric, candidate.metric_n, now_ms, model=name)
         if self.emits_snapshots and (end_of_input or timestamp % self.snapshot_interval_ms == 0):
             snapshot = {
                 "key": key, "model_version": state.model_version, "ts": now_ms / 1000,
                 "model": base64.b64encode(dump_state(state.model)).decode(),
             }
+            if state.lifecycle is not None:
+                snapshot["serving"] = state.lifecycle.serving
             yield MODEL_SNAPSHOTS, to_json(snapshot)
 
     def _load(self, key: str) -> LoadedKey | None:

@@ -25,6 +25,7 @@ import typing
 
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import Event, decode_event
+from operators.lifecycle import Lifecycle, LifecyclePolicy
 from operators.model_kinds import Kind, Predictor
 from state.exceptions import StateError
 
@@ -65,9 +66,12 @@ def to_json(record: dict) -> str:
     return _ENCODER.encode(record)
 
 
-def metric_record(key: str | None, metric, n: int, now_ms: int) -> str:
-    """A metrics output line; ``key`` None is the all-keys metric."""
-    return to_json({"key": key, "metric": type(metric).__name__, "value": metric.get(), "n": n, "ts": now_ms / 1000})
+def metric_record(key: str | None, metric, n: int, now_ms: int, model: str | None = None) -> str:
+    """A metrics output line; ``key`` None is the all-keys metric, ``model`` names one of a key's models."""
+    record = {"key": key, "metric": type(metric).__name__, "value": metric.get(), "n": n, "ts": now_ms / 1000}
+    if model is not None:
+        record["model"] = model
+    return to_json(record)
 
 
 @dataclasses.dataclass
@@ -78,6 +82,7 @@ class KeyState:
     metric: typing.Any = None
     model_version: int = 0  # learn steps made so far
     metric_n: int = 0  # metric updates made so far
+    lifecycle: Lifecycle | None = None  # challengers and drift detection, when the job has them
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -102,10 +107,17 @@ class Prediction:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one event did. ``metric_update`` is ``(y, for_metric)`` for the all-keys metric."""
+    """What one event did.
+
+    ``metric_update`` is ``(y, for_metric)`` for the all-keys metric of served
+    predictions; ``model_updates`` the same per model name (with challengers);
+    ``events`` the key's promotions and drifts, as output records.
+    """
 
     prediction: Prediction | None = None
     metric_update: tuple | None = None
+    model_updates: tuple = ()
+    events: tuple = ()
     dead_letter: DeadLetter | None = None
     learned: bool = False
     duplicate: bool = False
@@ -133,17 +145,37 @@ class LearningStep:
         new_model: returns a fresh model for a new key (``template.clone()`` or a warm copy).
         new_metric: returns a fresh metric, or ``None`` for no metric.
         label_ttl_ms: how long a prediction waits for its label; ``None`` is forever.
+        policy: challengers and drift detection (``operators.lifecycle``), or ``None`` for one model per key.
     """
 
-    def __init__(self, kind: Kind, new_model, new_metric, label_ttl_ms: int | None = None):
+    def __init__(self, kind: Kind, new_model, new_metric, label_ttl_ms: int | None = None,
+                 policy: LifecyclePolicy | None = None):
         self.kind = kind
         self.new_model = new_model
         self.new_metric = new_metric
         self.label_ttl_ms = label_ttl_ms
+        self.policy = policy
         self.predictor = Predictor.for_model(kind, new_metric(), new_model())
 
     def new_state(self) -> KeyState:
-        return KeyState(model=self.new_model(), metric=self.new_metric())
+        state = KeyState(model=self.new_model(), metric=self.new_metric())
+        if self.policy is not None:
+            state.lifecycle = self.policy.new_lifecycle(state.model)
+        return state
+
+    def _predictor(self, state: KeyState) -> Predictor:
+        life = state.lifecycle
+        if life is None and self.policy is None:
+            return self.predictor
+        names = None if life is None else tuple(life.candidates) or (life.serving,)
+        wanted = None if self.policy is None else self.policy.names
+        if names != wanted:
+            raise StateError(
+                f"a key's state has the models {names or 'of a job without challengers or drift detection'}, "
+                f"but this job has {wanted or 'neither challengers nor drift detection'}: "
+                "run it with the --model, --challenger and --drift-detector options the state was written with"
+            )
+        return self.predictor if not life.candidates else self.policy.predictors[life.serving]
 
     def process(self, state: KeyState, ids, event: Event, now_ms: int) -> Outcome:
         """Apply ``event`` to ``state``; ``ids`` maps event ids to their status (see module doc)."""
@@ -152,24 +184,33 @@ class LearningStep:
             return self._label(state, ids, event, kept, now_ms)
         if kept is not None:
             return _DUPLICATE
+        life = state.lifecycle
+        predictor = self._predictor(state)
         try:
-            prediction, for_metric, extras = self.predictor.predict(state.model, event.x)
+            prediction, for_metric, extras = predictor.predict(state.model, event.x)
+            served = Prediction(event.key, event.id, event.ts, prediction, state.model_version, extras)
+            if life is not None:  # what the labels will judge: every model's guess, and the served one
+                judged = self.policy.shadow_predict(life, event.x)
+                judged[life.serving] = for_metric
+                for_metric = (for_metric, prediction, judged)
             learns = event.y is not None or not self.kind.supervised
             if learns:
-                self.predictor.learn(state.model, event.x, event.y)
-            metric_update = None if event.y is None else self._update_metric(state, event.y, for_metric)
+                predictor.learn(state.model, event.x, event.y)
+                if life is not None:
+                    self.policy.shadow_learn(life, event.x, event.y)
+                state.model_version += 1
+            judgement = None if event.y is None else self._judge(state, event, for_metric)
         except Exception as exc:  # any model failure becomes a dead letter; the caller rolls back
             return self._model_error(event, exc)
-        served = Prediction(event.key, event.id, event.ts, prediction, state.model_version, extras)
         if event.y is None and event.id is not None:
             ids[event.id] = (PENDING, event.x if self.kind.supervised else None, for_metric, now_ms)
         if event.y is not None and event.id is not None:
             ids[event.id] = (DONE,)
-        if learns:
-            state.model_version += 1
-        changed = learns or metric_update is not None
+        metric_update, model_updates, events = judgement or (None, (), ())
+        changed = learns or metric_update is not None or bool(model_updates)
         replay = (event.raw, None, now_ms) if changed else None
-        return Outcome(prediction=served, metric_update=metric_update, learned=learns, replay=replay)
+        return Outcome(prediction=served, metric_update=metric_update, model_updates=model_updates, events=events,
+                       learned=learns, replay=replay)
 
     def _label(self, state: KeyState, ids, event: Event, kept, now_ms: int) -> Outcome:
         if kept is None:
@@ -184,17 +225,37 @@ class LearningStep:
             return Outcome(dead_letter=DeadLetter(event.raw, Reason.EXPIRED_ID, detail, event.key))
         _, x, for_metric, _ = kept
         learns = self.kind.supervised
+        life = state.lifecycle
+        predictor = self._predictor(state)
         try:
             if learns:
-                self.predictor.learn(state.model, x, event.y)
-            metric_update = self._update_metric(state, event.y, for_metric)
+                predictor.learn(state.model, x, event.y)
+                if life is not None:
+                    self.policy.shadow_learn(life, x, event.y)
+                state.model_version += 1
+            metric_update, model_updates, events = self._judge(state, event, for_metric)
         except Exception as exc:  # any model failure becomes a dead letter; the caller rolls back
             return self._model_error(event, exc)
-        if learns:
-            state.model_version += 1
         ids[event.id] = (DONE,)
-        replay = (event.raw, kept, now_ms) if learns or metric_update is not None else None
-        return Outcome(metric_update=metric_update, learned=learns, replay=replay)
+        changed = learns or metric_update is not None or bool(model_updates)
+        replay = (event.raw, kept, now_ms) if changed else None
+        return Outcome(metric_update=metric_update, model_updates=model_updates, events=events,
+                       learned=learns, replay=replay)
+
+    def _judge(self, state: KeyState, event: Event, for_metric) -> tuple:
+        """Score what was predicted for ``event``'s id against its label: ``(metric update, model updates, events)``.
+
+        ``for_metric`` is what ``process`` kept: the served metric input, or,
+        with a lifecycle, ``(served input, served prediction, name -> input)``.
+        """
+        if state.lifecycle is None:
+            return self._update_metric(state, event.y, for_metric), (), ()
+        served_input, served, judged = for_metric
+        metric_update = self._update_metric(state, event.y, served_input)
+        if metric_update is None:  # a model with nothing to say has made no error either
+            served = None
+        model_updates, events = self.policy.score(state, event.key, event.y, served, judged, event.ts)
+        return metric_update, tuple(model_updates), tuple(events)
 
     def replay(self, state: KeyState, entry: tuple) -> None:
         """Apply again to ``state`` the change an earlier ``process`` call reported as ``Outcome.replay``.

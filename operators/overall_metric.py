@@ -1,14 +1,16 @@
-"""The all-keys progressive metric (``"key": null`` in the metrics output).
+"""The all-keys progressive metrics (``"key": null`` in the metrics output).
 
 Every per-key metric update is also sent here, on a single key, so the overall
 figure is computed over all events exactly as river would over the whole
-stream, rather than approximated by combining per-key figures.
+stream, rather than approximated by combining per-key figures. With
+challengers each model has its own all-keys metric, on its name as the key.
 """
 
 from pyflink.datastream import KeyedProcessFunction
 
 from operators.learner import END_OF_INPUT, next_boundary
 from operators.learning import metric_record
+from operators.outputs import ALL_KEYS
 from state.descriptors import overall_metric_descriptor
 from state.envelope import dump_state, load_state
 
@@ -16,7 +18,7 @@ __all__ = ["OverallMetricFunction"]
 
 
 class OverallMetricFunction(KeyedProcessFunction):
-    """Keyed by ``ALL_KEYS``. ``metric_template`` is the envelope of a fresh metric."""
+    """Keyed by ``ALL_KEYS`` (served predictions) or a model's name. ``metric_template``: a fresh metric's envelope."""
 
     def __init__(self, metric_template: bytes, interval_ms: int):
         self.metric_template = metric_template
@@ -46,4 +48,5 @@ class OverallMetricFunction(KeyedProcessFunction):
             return
         metric, n = load_state(blob)
         now_ms = ctx.timer_service().current_processing_time()
-        yield metric_record(None, metric, n, now_ms)
+        group = ctx.get_current_key()
+        yield metric_record(None, metric, n, now_ms, model=None if group == ALL_KEYS else group)

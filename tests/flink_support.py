@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 from jobs.learn_job import run_job
+from jobs.metric_reports import final_metrics
 from jobs.settings import OUTPUT_NAMES, Settings, kafka_topic_of
 from state.destinations import read_records
 from state.snapshots import load_latest_models
@@ -17,6 +18,7 @@ class Outputs:
     dead_letters: list[dict]
     snapshots: list[dict]
     models: dict
+    events: list[dict] = dataclasses.field(default_factory=list)
 
     def predictions_by_id(self) -> dict[tuple[str, str], tuple]:
         by_id = {}
@@ -25,13 +27,9 @@ class Outputs:
             by_id[(p["key"], p["id"])] = (p["prediction"], p["model_version"])
         return by_id
 
-    def final_metrics(self) -> dict:
-        final = {}
-        for record in self.metrics:
-            known = final.get(record["key"])
-            if known is None or record["n"] >= known["n"]:
-                final[record["key"]] = record
-        return final
+    def final_metrics(self, model: str | None = None) -> dict:
+        """key -> final metric record of the served predictions, or of ``model`` (a challenger run)."""
+        return final_metrics(self.metrics).get(model, {})
 
 
 def _committed(settings: Settings, name: str) -> list[dict]:
@@ -46,6 +44,8 @@ def run(tmp_path, model: str, inputs, parallelism: int = 2, **options) -> Output
     """Run the job; every output goes to a directory under ``tmp_path`` unless ``options`` name a destination."""
     out = tmp_path / "out"
     destinations = {name: str(out / name) for name in OUTPUT_NAMES}
+    if not options.get("challengers") and not options.get("drift_detector"):
+        del destinations["events"]  # nothing to report
     destinations.update({name: options.pop(name) for name in OUTPUT_NAMES if name in options})
     settings = Settings(
         model=model,
@@ -63,6 +63,7 @@ def run(tmp_path, model: str, inputs, parallelism: int = 2, **options) -> Output
         dead_letters=_committed(settings, "dead_letters"),
         snapshots=snapshots,
         models=load_latest_models(settings.models_out) if kafka_topic_of(settings.models_out) is None else {},
+        events=[] if settings.events is None else _committed(settings, "events"),
     )
 
 

@@ -47,8 +47,12 @@ def _learn(kind, model, x, y):
         model.learn_one(x)
 
 
-def river_loop(lines, template, kind: str, new_metric) -> tuple[dict[str, KeyResult], object]:
-    """Per-key results and the all-keys metric of valid event lines, in order."""
+def river_loop(lines, template, kind: str, new_metric, new_model=None) -> tuple[dict[str, KeyResult], object]:
+    """Per-key results and the all-keys metric of valid event lines, in order.
+
+    Each new key's model is ``new_model()``, by default ``template.clone()``.
+    """
+    new_model = new_model or template.clone
     assert kind in KINDS
     supervised = kind in ("classifier", "regressor", "forecaster")
     results: dict[str, KeyResult] = collections.defaultdict(KeyResult)
@@ -70,7 +74,7 @@ def river_loop(lines, template, kind: str, new_metric) -> tuple[dict[str, KeyRes
             x = {name: value for name, value in x.items() if value is not None}
         result = results[key]
         if result.model is None:
-            result.model, result.metric = template.clone(), new_metric()
+            result.model, result.metric = new_model(), new_metric()
         if x is None:  # a delayed label
             if (key, event_id) in seen and (key, event_id) not in pending:
                 continue
@@ -98,7 +102,7 @@ def river_loop(lines, template, kind: str, new_metric) -> tuple[dict[str, KeyRes
 
 def same_model(a, b, probes) -> bool:
     """Two models are the same if they answer every probe identically (and have the same params)."""
-    if a.__class__ is not b.__class__ or a._get_params() != b._get_params():
+    if a.__class__ is not b.__class__ or repr(a) != repr(b):  # params; some (KNN's distance) have no ==
         return False
     if utils.inspect.isclusterer(a) and hasattr(a, "centers"):  # cluster ids hide moved centers
         return {i: dict(c) for i, c in a.centers.items()} == {i: dict(c) for i, c in b.centers.items()}
@@ -114,3 +118,105 @@ def same_model(a, b, probes) -> bool:
         if utils.inspect.isclassifier(a) and a.predict_proba_one(x) != b.predict_proba_one(x):
             return False
     return True
+
+
+@dataclasses.dataclass
+class LifecycleResult:
+    predictions: list = dataclasses.field(default_factory=list)  # (id, prediction, model_version, serving)
+    metric: object = None  # of served predictions
+    n: int = 0
+    models: dict = None  # name -> model
+    metrics: dict = None  # name -> progressive metric
+    windows: dict = None  # name -> river.utils.Rolling
+    serving: str = None
+    detector: object = None
+    learned: int = 0
+
+
+def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 100, margin: float = 0.0,
+                   detector=None, reset_on_drift: bool = False, new_models: dict | None = None):
+    """Per-key results and lifecycle events (promotion, drift) of a classifier or regressor stream, in order.
+
+    Every key trains every model of ``templates`` (name -> template; the first
+    serves first), serves from one, and switches to the model whose accuracy
+    over the key's last ``window`` labelled events beats the serving one's by
+    at least ``margin`` (the best such). With ``detector``, the serving
+    model's errors feed a copy per key; on a detection with
+    ``reset_on_drift``, every model of the key starts over.
+    """
+    assert kind in ("classifier", "regressor")
+    new_models = new_models or {name: template.clone for name, template in templates.items()}
+    first = next(iter(templates))
+    bigger_is_better = new_metric().bigger_is_better
+    results: dict[str, LifecycleResult] = {}
+    events = []
+    pending = {}
+
+    def fresh(result):
+        result.models = {name: make() for name, make in new_models.items()}
+        result.windows = {name: utils.Rolling(new_metric(), window) for name in templates}
+        result.learned = 0
+
+    uses_proba = kind == "classifier" and not new_metric().requires_labels
+
+    def guesses(result, x):
+        """name -> (its prediction, what its metric is updated with)."""
+        answers = {}
+        for name, model in result.models.items():
+            prediction = model.predict_one(x)
+            answers[name] = (prediction, model.predict_proba_one(x) if uses_proba else prediction)
+        return answers
+
+    def label(key, result, x, y, answers, served_by):
+        for model in result.models.values():
+            model.learn_one(x, y)
+        result.learned += 1
+        served_label, served_score = answers[served_by]  # the model that served the prediction, then
+        scored = served_score is not None and served_score != {}
+        if scored:
+            result.metric.update(y, served_score)
+            result.n += 1
+        for name, (_, score) in answers.items():
+            if score is not None and score != {}:
+                result.metrics[name].update(y, score)
+                result.windows[name].update(y, score)
+        if detector is not None and scored:
+            result.detector.update(served_label != y if kind == "classifier" else abs(y - served_label))
+            if result.detector.drift_detected:
+                events.append({"key": key, "event": "drift", "model": result.serving, "n": result.n})
+                if reset_on_drift:
+                    fresh(result)
+        serving = result.windows[result.serving]
+        if len(templates) > 1 and len(serving.window) == window:
+            best, best_gain = None, 0.0
+            for name, rolling in result.windows.items():
+                if name != result.serving and len(rolling.window) == window:
+                    gain = (rolling.get() - serving.get()) * (1 if bigger_is_better else -1)
+                    if gain > best_gain and gain >= margin:
+                        best, best_gain = name, gain
+            if best is not None:
+                events.append({"key": key, "event": "promotion", "from": result.serving, "to": best, "n": result.n})
+                result.serving = best
+                if detector is not None:
+                    result.detector = detector.clone()
+
+    for line in lines:
+        event = json.loads(line)
+        key, x, y, event_id = str(event["key"]), event.get("x"), event.get("y"), event.get("id")
+        if key not in results:
+            result = results[key] = LifecycleResult(metric=new_metric(), serving=first)
+            result.metrics = {name: new_metric() for name in templates}
+            result.detector = None if detector is None else detector.clone()
+            fresh(result)
+        result = results[key]
+        if x is None:
+            kept_x, answers, served_by = pending.pop((key, event_id))
+            label(key, result, kept_x, y, answers, served_by)
+            continue
+        answers = guesses(result, x)
+        result.predictions.append((event_id, answers[result.serving][0], result.learned, result.serving))
+        if y is None:
+            pending[(key, event_id)] = (x, answers, result.serving)
+        else:
+            label(key, result, x, y, answers, result.serving)
+    return results, events

@@ -1,0 +1,200 @@
+"""A key's model lifecycle: challengers trained in shadow, promotion, drift detection and reset.
+
+Entities differ, so the question "which model, and is it still right?" is
+asked per key: every key trains each challenger on its own events beside the
+model it serves, judges them all on its own labelled events, switches to a
+challenger that has become clearly better there, and, with a drift detector,
+notices when its own error stream changes and can start over. All of it is
+plain Python on the key's state, deterministic given the same events, so the
+learning step can replay it and checkpoints capture it like the model itself.
+"""
+
+import dataclasses
+import typing
+
+from river import base, drift, utils
+
+from operators.model_kinds import Kind, Predictor
+from state.exceptions import SettingsError
+
+__all__ = ["Candidate", "Lifecycle", "LifecyclePolicy", "make_detector"]
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One of a key's models and how it has done on that key's labelled events."""
+
+    model: typing.Any
+    metric: typing.Any  # progressive metric over all the key's labelled events
+    window: typing.Any  # the same metric over the last ``promotion_window`` of them (``river.utils.Rolling``)
+    metric_n: int = 0
+
+
+@dataclasses.dataclass
+class Lifecycle:
+    """What a key owns beyond its serving model (``KeyState.lifecycle``).
+
+    ``candidates`` holds every model of the key, the serving one included, by
+    name, in the order the models were given; it is empty without challengers.
+    """
+
+    serving: str
+    candidates: dict = dataclasses.field(default_factory=dict)
+    detector: typing.Any = None
+
+
+class LifecyclePolicy:
+    """The lifecycle rules of a job, chosen once; the state they act on is each key's ``Lifecycle``.
+
+    Args:
+        kind: what every model is (challengers are refused unless they are the same kind).
+        new_models: name -> a function returning that model for a new key, the serving model's first.
+        new_metric: returns a fresh metric (candidates are judged on it); None if the job has no metric.
+        promotion_window: labelled events a challenger is judged on.
+        promotion_margin: how much better than the serving model a challenger must be over the window.
+        detector: a river drift detector to copy for each key, or None.
+        on_drift: ``"none"`` (report) or ``"reset"`` (each of the key's models starts over).
+
+    The options themselves are validated by ``jobs.settings``; what depends on
+    the models (their kind, the metric) is refused here, on the client, before
+    a job starts.
+    """
+
+    def __init__(self, kind: Kind, new_models: dict, new_metric, promotion_window: int = 100,
+                 promotion_margin: float = 0.0, detector=None, on_drift: str = "none"):
+        metric = new_metric()
+        if len(new_models) > 1 and metric is None:
+            raise SettingsError(f"--challenger needs a metric to judge models by, and a {kind.value} has none")
+        if len(new_models) > 1 and not callable(getattr(metric, "revert", None)):
+            raise SettingsError(f"--challenger: the metric {type(metric).__name__} cannot be computed over a window")
+        if detector is not None and not kind.supervised:
+            raise SettingsError(f"--drift-detector watches a model's errors against labels; a {kind.value} has none")
+        self.kind = kind
+        self.new_models = new_models
+        self.new_metric = new_metric
+        self.names = tuple(new_models)
+        self.predictors = {name: Predictor.for_model(kind, metric, make()) for name, make in new_models.items()}
+        self.window = promotion_window
+        self.margin = promotion_margin
+        self.bigger_is_better = metric is not None and metric.bigger_is_better
+        self.detector = detector
+        self.on_drift = on_drift
+
+    @property
+    def challenged(self) -> bool:
+        return len(self.names) > 1
+
+    def new_lifecycle(self, serving_model) -> Lifecycle:
+        """A new key's lifecycle; ``serving_model`` is the model its state serves from."""
+        life = Lifecycle(serving=self.names[0], detector=None if self.detector is None else self.detector.clone())
+        if self.challenged:
+            models = {self.names[0]: serving_model}
+            models.update((name, make()) for name, make in list(self.new_models.items())[1:])
+            life.candidates = {name: self._candidate(model) for name, model in models.items()}
+        return life
+
+    def _candidate(self, model) -> Candidate:
+        return Candidate(model=model, metric=self.new_metric(), window=utils.Rolling(self.new_metric(), self.window))
+
+    def shadow_predict(self, life: Lifecycle, x: dict) -> dict:
+        """name -> what each model other than the serving one would update its metric with."""
+        return {
+            name: self.predictors[name].predict(candidate.model, x)[1]
+            for name, candidate in life.candidates.items() if name != life.serving
+        }
+
+    def shadow_learn(self, life: Lifecycle, x: dict, y) -> None:
+        for name, candidate in life.candidates.items():
+            if name != life.serving:
+                self.predictors[name].learn(candidate.model, x, y)
+
+    def score(self, state, key: str, y, served, for_metric: dict, ts) -> tuple[list, list]:
+        """Judge the key's models on a label; returns ``(model metric updates, lifecycle events)``.
+
+        ``served`` is the prediction the key served, ``for_metric`` name -> what
+        each model's metric is updated with (as the models predicted then).
+        Switches ``state`` to a challenger, or restarts its models, when the
+        rules say so.
+        """
+        life = state.lifecycle
+        updates, events = [], []
+        for name, candidate in life.candidates.items():
+            value = for_metric.get(name)
+            if value is None or value == {}:  # as river's progressive validation: nothing to say, not scored
+                continue
+            candidate.metric.update(y, value)
+            candidate.window.update(y, value)
+            candidate.metric_n += 1
+            updates.append((name, (y, value)))
+        if life.detector is not None and served is not None:
+            life.detector.update(self._error(y, served))
+            if life.detector.drift_detected:
+                events.append(self._drift(state, key, ts))
+        if self.challenged:
+            promotion = self._promotion(state, key, ts)
+            if promotion is not None:
+                events.append(promotion)
+        return updates, events
+
+    def _error(self, y, served) -> float:
+        if self.kind is Kind.CLASSIFIER:  # a mistake or not: what binary detectors (DDM, ...) take
+            return served != y
+        return abs(y - served)
+
+    def _drift(self, state, key: str, ts) -> dict:
+        life = state.lifecycle
+        event = {
+            "key": key, "event": "drift", "model": life.serving, "n": state.metric_n, "ts": ts,
+            "detector": type(life.detector).__name__, "action": self.on_drift,
+        }
+        if self.on_drift == "reset":
+            for name, candidate in life.candidates.items():
+                candidate.model = self.new_models[name]()
+                candidate.window = utils.Rolling(self.new_metric(), self.window)
+            serving = life.candidates.get(life.serving)
+            state.model = self.new_models[life.serving]() if serving is None else serving.model
+            state.model_version = 0
+        return event
+
+    def _promotion(self, state, key: str, ts) -> dict | None:
+        life = state.lifecycle
+        serving = life.candidates[life.serving]
+        if len(serving.window.window) < self.window:
+            return None
+        best, best_gain = None, 0.0
+        for name, candidate in life.candidates.items():
+            if name == life.serving or len(candidate.window.window) < self.window:
+                continue
+            gain = candidate.window.get() - serving.window.get()
+            gain = gain if self.bigger_is_better else -gain
+            if gain > best_gain and gain >= self.margin:
+                best, best_gain = name, gain
+        if best is None:
+            return None
+        event = {
+            "key": key, "event": "promotion", "from": life.serving, "to": best, "n": state.metric_n, "ts": ts,
+            "metric": type(serving.metric).__name__,
+            "from_value": serving.window.get(), "to_value": life.candidates[best].window.get(),
+        }
+        life.serving = best
+        state.model = life.candidates[best].model
+        if life.detector is not None:  # another model's errors: a change the detector must not take for drift
+            life.detector = self.detector.clone()
+        return event
+
+
+def make_detector(name: str, kind: Kind):
+    """A fresh ``river.drift`` (or ``river.drift.binary``, for classifiers' right/wrong stream) detector by class name.
+
+    >>> type(make_detector("ADWIN", Kind.REGRESSOR)).__name__, type(make_detector("DDM", Kind.CLASSIFIER)).__name__
+    ('ADWIN', 'DDM')
+    """
+    detector_class = getattr(drift, name, None) or getattr(drift.binary, name, None)
+    if not isinstance(detector_class, type) or not issubclass(detector_class, base.DriftDetector | base.BinaryDriftDetector):
+        raise SettingsError(f"--drift-detector {name!r} is not a detector class of river.drift or river.drift.binary")
+    if issubclass(detector_class, base.BinaryDriftDetector) and kind is not Kind.CLASSIFIER:
+        raise SettingsError(f"--drift-detector {name} watches right/wrong answers; a {kind.value}'s errors are numbers")
+    try:
+        return detector_class()
+    except TypeError as exc:
+        raise SettingsError(f"--drift-detector {name}: cannot be built without arguments ({exc})") from exc
