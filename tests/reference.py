@@ -135,7 +135,9 @@ class LifecycleResult:
 
 def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 100, margin: float = 0.0,
                    detector=None, reset_on_drift: bool = False, new_models: dict | None = None):
-    """Per-key results and lifecycle events (promotion, drift) of a classifier or regressor stream, in order.
+    """Per-key results, lifecycle events (promotion, drift) and each model's all-keys metric, in order.
+
+    For a classifier or regressor stream.
 
     Every key trains every model of ``templates`` (name -> template; the first
     serves first), serves from one, and switches to the model whose accuracy
@@ -151,6 +153,7 @@ def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 
     results: dict[str, LifecycleResult] = {}
     events = []
     pending = {}
+    overall = {name: new_metric() for name in templates}  # each model over all keys
 
     def fresh(result):
         result.models = {name: make() for name, make in new_models.items()}
@@ -180,6 +183,7 @@ def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 
             if score is not None and score != {}:
                 result.metrics[name].update(y, score)
                 result.windows[name].update(y, score)
+                overall[name].update(y, score)
         if detector is not None and scored:
             result.detector.update(served_label != y if kind == "classifier" else abs(y - served_label))
             if result.detector.drift_detected:
@@ -219,4 +223,4 @@ def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 
             pending[(key, event_id)] = (x, answers, result.serving)
         else:
             label(key, result, x, y, answers, result.serving)
-    return results, events
+    return results, events, overall

@@ -78,7 +78,7 @@ def test_a_challenger_takes_over_the_keys_it_is_better_on_and_only_those():
     lines = datagen.to_lines(datagen.with_delayed_labels(events))
     step = lifecycle_step(TEMPLATES)
     states, _, outcomes = drive(step, lines)
-    expected, expected_events = lifecycle_loop(lines, TEMPLATES, "classifier", metrics.Accuracy, window=50, margin=0.1)
+    expected, expected_events, _ = lifecycle_loop(lines, TEMPLATES, "classifier", metrics.Accuracy, window=50, margin=0.1)
     assert_same_as_reference(lines, states, outcomes, expected, expected_events)
     promoted = {event["key"] for event in expected_events if event["event"] == "promotion"}
     assert promoted == {key for key in expected if key.startswith("xor")}
@@ -99,7 +99,7 @@ def test_drift_reset_restarts_the_keys_models_and_recovers_faster():
     for on_drift in ("none", "reset"):
         step = lifecycle_step(template, detector=drift.ADWIN(), on_drift=on_drift)
         states, _, outcomes = drive(step, lines)
-        expected, expected_events = lifecycle_loop(lines, template, "classifier", metrics.Accuracy,
+        expected, expected_events, _ = lifecycle_loop(lines, template, "classifier", metrics.Accuracy,
                                                    detector=drift.ADWIN(), reset_on_drift=on_drift == "reset")
         assert_same_as_reference(lines, states, outcomes, expected, expected_events)
         drifts = [event for outcome in outcomes for event in outcome.events]
