@@ -119,6 +119,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-non-restored-state", action="store_true",
                      help="with --from-savepoint: drop state of operators the job no longer has (a backfill's file source)")
 
+    evaluate = commands.add_parser("evaluate", help="replay an event log through the job and report each model's "
+                                   "progressive metric")
+    evaluate.add_argument("--model", required=True, help="package.module:name, path/to/file.py:name or model.pkl")
+    evaluate.add_argument("--input", action="append", default=[], help="JSON-lines file or directory; repeatable")
+    _add_kafka_client(evaluate)
+    evaluate.add_argument("--kafka-topic", action="append", default=[],
+                          help="replay this topic up to the offsets present when evaluate starts; repeatable")
+    evaluate.add_argument("--kafka-stop-at-latest", action="store_true", help="always on: an evaluation ends")
+    evaluate.add_argument("--kafka-group", default="riverflink-evaluate",
+                          help="consumer group whose offsets the replay commits (never the serving job's)")
+    _add_lifecycle(evaluate)
+    evaluate.add_argument("--metric", help="a river.metrics class name (default by model kind)")
+    evaluate.add_argument("--label-ttl", type=_positive_float, metavar="S", help="how long a prediction waits for its label")
+    evaluate.add_argument("--parallelism", type=int, default=1)
+    evaluate.add_argument("--plot", metavar="FILE.png", help="draw each model's all-keys metric along the stream")
+    evaluate.add_argument("--plot-every", type=int, metavar="N",
+                          help="a point every N labelled events (default: about 200 points for file inputs)")
+    evaluate.add_argument("--out", help="keep the replay's outputs (predictions, metrics, ...) under this directory")
+
     produce = commands.add_parser("produce", help="publish JSON-lines event files to a Kafka topic, keyed by 'key'")
     _add_kafka_client(produce)
     produce.add_argument("--topic", required=True)
@@ -229,6 +248,68 @@ def _run(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    import tempfile
+
+    from jobs.evaluate import evaluate, plot_curves
+
+    with tempfile.TemporaryDirectory(prefix="riverflink-evaluate-") as scratch:
+        out = pathlib.Path(args.out or scratch)
+        settings = Settings(
+            model=args.model, inputs=tuple(args.input), kafka_bootstrap=args.kafka_bootstrap,
+            kafka_topics=tuple(args.kafka_topic), kafka_stop_at_latest=bool(args.kafka_topic),
+            kafka_group=args.kafka_group, kafka_properties=tuple(args.kafka_property),
+            warm_start=args.warm_start, challengers=tuple(args.challenger), promotion_window=args.promotion_window,
+            promotion_margin=args.promotion_margin, drift_detector=args.drift_detector, on_drift=args.on_drift,
+            metric=args.metric, label_ttl=args.label_ttl, parallelism=args.parallelism, job_name="riverflink-evaluate",
+            metrics_every=args.plot_every or _plot_every(args.input), metrics_interval=3600, snapshot_interval=3600,
+            predictions=str(out / "predictions"), metrics=str(out / "metrics"), dead_letters=str(out / "dead-letters"),
+            events=str(out / "events") if args.challenger or args.drift_detector else None,
+        )
+        plot = None if args.plot is None else pathlib.Path(args.plot)
+        if plot is not None and not plot.parent.is_dir():
+            raise SettingsError(f"--plot {plot}: no such directory {plot.parent}")
+        try:
+            evaluation = evaluate(settings)
+        except RiverflinkError:
+            raise
+        except Exception as exc:  # the JVM's error: its root cause here, the whole trace in Flink's log
+            logger.debug("evaluation failed", exc_info=True)
+            print(f"riverflink: evaluation failed: {_root_cause(exc)} (full trace in {FLINK_LOG_DIR})", file=sys.stderr)
+            return EXIT_JOB_FAILED
+    print(_evaluation_table(evaluation))
+    if plot is not None:
+        plot_curves(evaluation, plot)
+        print(f"plot: {plot}")
+    return 0
+
+
+def _plot_every(inputs) -> int:
+    """About 200 points along the stream for file inputs (counted cheaply, by newlines); 100 otherwise."""
+    paths = [path for location in inputs for path in
+             (sorted(pathlib.Path(location).rglob("*")) if pathlib.Path(location).is_dir() else [pathlib.Path(location)])]
+    lines = sum(path.read_bytes().count(b"\n") for path in paths if path.is_file() and path.suffix != ".gz")
+    return max(1, lines // 200) if lines else 100
+
+
+def _evaluation_table(evaluation) -> str:
+    rows = [("model", "metric", "all keys", "n", "keys", "min", "median", "max")]
+    for model in evaluation.models:
+        spread = model.spread
+        per_key = ("", "", "", "") if spread is None else (
+            str(spread.keys), f"{spread.low:.4f}", f"{spread.median:.4f}", f"{spread.high:.4f}")
+        rows.append((model.name, model.metric, f"{model.value:.4f}", str(model.n), *per_key))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width) for i, (cell, width) in
+                       enumerate(zip(row, widths))).rstrip() for row in rows]
+    for name, keys in evaluation.promotions.items():
+        lines.append(f"promoted to {name} on {keys} key(s)")
+    if evaluation.drifts:
+        lines.append(f"drifts detected: {evaluation.drifts}")
+    lines.append(f"dead letters: {evaluation.dead_letters}")
+    return "\n".join(lines)
+
+
 def _kafka(args) -> int:
     from jobs.local_kafka import start_broker, stop_broker
 
@@ -293,7 +374,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        commands = {"run": _run, "produce": _produce, "kafka": _kafka, "cluster": _cluster,
+        commands = {"run": _run, "evaluate": _evaluate, "produce": _produce, "kafka": _kafka, "cluster": _cluster,
                     "savepoint": _savepoint, "stop": _savepoint}
         return commands[args.command](args)
     except RiverflinkError as exc:

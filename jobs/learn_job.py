@@ -83,7 +83,7 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
         overall = (
             keyed_by_first_field(predictions.get_side_output(METRIC_UPDATES), Types.PICKLED_BYTE_ARRAY())
             .process(
-                OverallMetricFunction(dump_state(metric), Settings.ms(settings.metrics_interval)),
+                OverallMetricFunction(dump_state(metric), Settings.ms(settings.metrics_interval), settings.metrics_every),
                 output_type=Types.STRING(),
             )
             .name("overall-metric")

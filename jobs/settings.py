@@ -101,6 +101,7 @@ class Settings:
     key_ttl: float | None = None
     key_cache_mb: float = 64.0  # deserialized key states kept per learner subtask, by serialized size; 0: none
     metrics_interval: float = 10.0
+    metrics_every: int | None = None  # the all-keys metrics are also reported every this many labelled events
     snapshot_interval: float = 60.0
     execution_mode: str = "thread"
     job_name: str = "riverflink"
@@ -125,6 +126,8 @@ class Settings:
         for path in self.inputs:
             if not pathlib.Path(path).exists():
                 raise SettingsError(f"--input {path}: no such file or directory")
+        if self.metrics_every is not None and self.metrics_every < 1:
+            raise SettingsError(f"--metrics-every must be at least 1, not {self.metrics_every}")
         if self.key_cache_mb < 0:
             raise SettingsError(f"--key-cache-mb must be zero or more, not {self.key_cache_mb}")
         if self.parallelism < 1:

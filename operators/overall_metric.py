@@ -4,6 +4,8 @@ Every per-key metric update is also sent here, on a single key, so the overall
 figure is computed over all events exactly as river would over the whole
 stream, rather than approximated by combining per-key figures. With
 challengers each model has its own all-keys metric, on its name as the key.
+With ``every_n`` each also reports every n updates, which draws the metric
+over the stream (``riverflink evaluate --plot``).
 """
 
 from pyflink.datastream import KeyedProcessFunction
@@ -20,9 +22,10 @@ __all__ = ["OverallMetricFunction"]
 class OverallMetricFunction(KeyedProcessFunction):
     """Keyed by ``ALL_KEYS`` (served predictions) or a model's name. ``metric_template``: a fresh metric's envelope."""
 
-    def __init__(self, metric_template: bytes, interval_ms: int):
+    def __init__(self, metric_template: bytes, interval_ms: int, every_n: int | None = None):
         self.metric_template = metric_template
         self.interval_ms = interval_ms
+        self.every_n = every_n
 
     def open(self, runtime_context):
         self.fresh_metric = load_state(self.metric_template)
@@ -37,16 +40,20 @@ class OverallMetricFunction(KeyedProcessFunction):
             metric, n = load_state(blob)
         y, for_metric = update
         metric.update(y, for_metric)
-        self.metric_state.update(dump_state((metric, n + 1)))
+        n += 1
+        self.metric_state.update(dump_state((metric, n)))
         now_ms = ctx.timer_service().current_processing_time()
         ctx.timer_service().register_processing_time_timer(next_boundary(now_ms, self.interval_ms))
-        return iter(())
+        if self.every_n is not None and n % self.every_n == 0:
+            yield self._record(metric, n, now_ms, ctx.get_current_key())
 
     def on_timer(self, timestamp, ctx):
         blob = self.metric_state.value()
         if blob is None:
             return
         metric, n = load_state(blob)
-        now_ms = ctx.timer_service().current_processing_time()
-        group = ctx.get_current_key()
-        yield metric_record(None, metric, n, now_ms, model=None if group == ALL_KEYS else group)
+        yield self._record(metric, n, ctx.timer_service().current_processing_time(), ctx.get_current_key())
+
+    @staticmethod
+    def _record(metric, n: int, now_ms: int, group: str) -> str:
+        return metric_record(None, metric, n, now_ms, model=None if group == ALL_KEYS else group)

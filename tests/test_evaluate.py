@@ -1,0 +1,82 @@
+"""``riverflink evaluate`` against ``river.evaluate.progressive_val_score``, labels as late as in the log."""
+
+import json
+
+import pytest
+from river import evaluate as river_evaluate
+from river import metrics, naive_bayes, stream
+
+from jobs.evaluate import SERVED, evaluate
+from jobs.settings import Settings
+from tests.models import DATA, EXAMPLES, example
+from tests.test_cli import riverflink
+
+CHALLENGER = "river.naive_bayes:GaussianNB"
+DELAY = 25  # each label arrives after this many more events of its key
+BY_DIET = """
+from river import compose, linear_model, optim, preprocessing
+
+model = (compose.Select("time") + (compose.Select("diet") | preprocessing.OneHotEncoder())) | linear_model.LinearRegression(
+    optimizer=optim.SGD(0.01), intercept_lr=0.5)
+"""
+
+
+def delayed_log(lines: list[str], delay: int) -> tuple[list[str], dict]:
+    """Each key's events as river's ``simulate_qa`` delays them, keys interleaved; and key -> its (x, y) data set."""
+    by_key: dict[str, list] = {}
+    for event in map(json.loads, lines):
+        by_key.setdefault(event["key"], []).append((event["x"], event["y"]))
+    streams = {}
+    for key, dataset in by_key.items():
+        streams[key] = [
+            {"key": key, "id": f"{key}-{i}", "x": x} if y is None else {"key": key, "id": f"{key}-{i}", "y": y}
+            for i, x, y in stream.simulate_qa(dataset, moment=None, delay=delay)
+        ]
+    log = []
+    while any(streams.values()):  # round robin: every key's order is kept, keys interleave
+        for key in list(streams):
+            if streams[key]:
+                log.append(json.dumps(streams[key].pop(0)))
+    return log, by_key
+
+
+def test_evaluate_equals_river_progressive_validation_per_model_and_key(tmp_path):
+    spec, template, _, _ = example("classifier")
+    log, datasets = delayed_log((DATA / "phishing.jsonl").read_text().splitlines(), DELAY)
+    (tmp_path / "log.jsonl").write_text("\n".join(log) + "\n")
+    settings = Settings(model=spec, challengers=(CHALLENGER,), inputs=(str(tmp_path / "log.jsonl"),),
+                        metrics=str(tmp_path / "metrics"), events=str(tmp_path / "events"),
+                        dead_letters=str(tmp_path / "dead"), metrics_every=50)
+
+    evaluation = evaluate(settings)
+
+    models = {spec: template, CHALLENGER: naive_bayes.GaussianNB()}
+    assert [figures.name for figures in evaluation.models] == [SERVED, spec, CHALLENGER]
+    assert evaluation.dead_letters == 0
+    for figures in evaluation.models[1:]:
+        per_key = {key: river_evaluate.progressive_val_score(dataset, models[figures.name].clone(), metrics.Accuracy(),
+                                                             delay=DELAY) for key, dataset in datasets.items()}
+        values = sorted(metric.get() for metric in per_key.values())
+        assert (figures.spread.low, figures.spread.median, figures.spread.high) == \
+            (values[0], values[len(values) // 2], values[-1]), figures.name
+        right = sum(metric.cm.total_true_positives for metric in per_key.values())
+        scored = sum(metric.cm.n_samples for metric in per_key.values())
+        assert (figures.value, figures.n) == (pytest.approx(right / scored, rel=1e-12), scored), figures.name
+        assert [n for n, _ in figures.curve][:3] == [50, 100, 150] and figures.curve[-1] == (figures.n, figures.value)
+
+
+def test_evaluate_prints_a_table_and_draws_the_plot(tmp_path):
+    log, _ = delayed_log((DATA / "chick_weights.jsonl").read_text().splitlines(), 3)
+    (tmp_path / "log.jsonl").write_text("\n".join(log) + "\n")
+    plot = tmp_path / "mae.png"
+    (tmp_path / "by_diet.py").write_text(BY_DIET)
+    challenger = f"{tmp_path / 'by_diet.py'}:model"
+    result = riverflink("evaluate", "--model", f"{EXAMPLES}/regressor.py:model", "--challenger", challenger,
+                        "--input", str(tmp_path / "log.jsonl"), "--plot", str(plot))
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.splitlines()
+    assert table[0].split() == ["model", "metric", "all", "keys", "n", "keys", "min", "median", "max"]
+    assert [line.split()[:2] for line in table[1:4]] == [
+        [SERVED, "MAE"], [f"{EXAMPLES}/regressor.py:model", "MAE"], [challenger, "MAE"]]
+    assert all(line.split()[3:5] == ["578", "50"] for line in table[2:4])
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
