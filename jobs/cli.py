@@ -138,6 +138,11 @@ def _parser() -> argparse.ArgumentParser:
                           help="a point every N labelled events (default: about 200 points for file inputs)")
     evaluate.add_argument("--out", help="keep the replay's outputs (predictions, metrics, ...) under this directory")
 
+    models = commands.add_parser("models", help="inspect the models a run published (--models-out)")
+    models.add_argument("action", choices=("show",))
+    models.add_argument("destination", metavar="DEST", help="a --models-out directory")
+    models.add_argument("--key", help="only this key")
+
     produce = commands.add_parser("produce", help="publish JSON-lines event files to a Kafka topic, keyed by 'key'")
     _add_kafka_client(produce)
     produce.add_argument("--topic", required=True)
@@ -310,6 +315,16 @@ def _evaluation_table(evaluation) -> str:
     return "\n".join(lines)
 
 
+def _models(args) -> int:
+    from jobs.models_show import describe_models, models_table
+
+    infos = describe_models(args.destination, args.key)
+    print(models_table(infos))
+    if args.key is None:
+        print(f"{len(infos)} keys")
+    return 0
+
+
 def _kafka(args) -> int:
     from jobs.local_kafka import start_broker, stop_broker
 
@@ -374,7 +389,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        commands = {"run": _run, "evaluate": _evaluate, "produce": _produce, "kafka": _kafka, "cluster": _cluster,
+        commands = {"run": _run, "evaluate": _evaluate, "models": _models, "produce": _produce, "kafka": _kafka, "cluster": _cluster,
                     "savepoint": _savepoint, "stop": _savepoint}
         return commands[args.command](args)
     except RiverflinkError as exc:

@@ -6,7 +6,7 @@ import pathlib
 from state.destinations import read_records
 from state.envelope import load_state
 
-__all__ = ["load_latest_models"]
+__all__ = ["load_latest_models", "latest_snapshots"]
 
 
 def _recency(snapshot: dict) -> tuple:
@@ -33,9 +33,14 @@ def load_latest_models(destination: str | pathlib.Path) -> dict[str, object]:
     >>> list(models), type(models["a"]).__name__
     (['a'], 'LinearRegression')
     """
+    return {key: load_state(base64.b64decode(snapshot["model"])) for key, snapshot in latest_snapshots(destination).items()}
+
+
+def latest_snapshots(destination: str | pathlib.Path) -> dict[str, dict]:
+    """key -> its latest snapshot record (``model`` still base64), "latest" as in :func:`load_latest_models`."""
     latest: dict[str, dict] = {}
     for snapshot in read_records(destination):
         known = latest.get(snapshot["key"])
         if known is None or _recency(snapshot) >= _recency(known):
             latest[snapshot["key"]] = snapshot
-    return {key: load_state(base64.b64decode(snapshot["model"])) for key, snapshot in latest.items()}
+    return latest

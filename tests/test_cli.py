@@ -61,6 +61,15 @@ MODEL = f"{EXAMPLES}/regressor.py:model"
         (["--model", MODEL, "--input", CHICKS, "--from-savepoint", "no/such/savepoint"], "no such savepoint"),
         (["--model", MODEL, "--input", CHICKS, "--watch-inputs", "1", "--kafka-bootstrap", "h:1", "--kafka-topic", "t"],
          "choose one"),
+        (["--model", MODEL, "--input", CHICKS, "--on-drift", "reset"], "--on-drift reset needs a --drift-detector"),
+        (["--model", MODEL, "--input", CHICKS, "--events", "e"], "--events reports promotions and drifts"),
+        (["--model", MODEL, "--input", CHICKS, "--drift-detector", "Nope"], "not a detector class of river.drift"),
+        (["--model", MODEL, "--input", CHICKS, "--drift-detector", "DDM"], "watches right/wrong answers"),
+        (["--model", MODEL, "--input", CHICKS, "--challenger", f"{EXAMPLES}/classifier.py:model"],
+         "is a classifier, but --model is a regressor"),
+        (["--model", MODEL, "--input", CHICKS, "--challenger", MODEL], "repeats --model"),
+        (["--model", MODEL, "--input", CHICKS, "--challenger", "x.pkl", "--promotion-window", "0"],
+         "--promotion-window must be at least 1"),
     ],
 )
 def test_bad_arguments_exit_non_zero_with_one_line_and_no_job(args, message, tmp_path):
@@ -70,6 +79,21 @@ def test_bad_arguments_exit_non_zero_with_one_line_and_no_job(args, message, tmp
     assert len(lines) == 1 and lines[0].startswith("riverflink: error:") and message in lines[0], done.stderr
     assert done.stdout == ""
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evaluate", "--model", MODEL], "no input"),
+        (["evaluate", "--model", MODEL, "--input", CHICKS, "--plot", "no/such/dir/plot.png"], "no such directory"),
+        (["models", "show", "no/such/models"], "no such models directory"),
+    ],
+)
+def test_evaluate_and_models_refuse_bad_arguments_with_one_line(args, message):
+    done = riverflink(*args, env=without_java())
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("riverflink: error:") and message in lines[0], done.stderr
 
 
 def test_run_prints_a_summary_a_person_can_read(tmp_path):

@@ -14,6 +14,7 @@ from tests.lifecycle_data import (
 )
 from tests.models import example
 from tests.reference import lifecycle_loop, river_loop, same_model
+from tests.test_cli import riverflink
 
 
 def test_warm_start_serves_every_new_key_from_the_pre_trained_base(tmp_path):
@@ -68,6 +69,13 @@ def test_challengers_are_promoted_per_key_with_metrics_per_model(tmp_path):
     for key, result in expected.items():
         assert snapshots[key]["serving"] == result.serving, key
         assert same_model(outputs.models[key], result.models[result.serving], probes), key
+
+    shown = riverflink("models", "show", str(tmp_path / "out" / "models_out"))
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split()[0]: line.split() for line in shown.stdout.splitlines()[1:-1]}
+    assert set(rows) == set(expected) and shown.stdout.splitlines()[-1] == f"{len(expected)} keys"
+    for key, result in expected.items():
+        assert rows[key][1:4] == [str(result.learned), result.serving, "classifier"], key
 
 
 def test_drift_reset_restarts_a_keys_model_when_its_errors_change(tmp_path):
