@@ -8,6 +8,8 @@ from river import metrics, naive_bayes, stream
 
 from jobs.evaluate import SERVED, evaluate
 from jobs.settings import Settings
+from jobs.produce import publish
+from tests.kafka_support import new_topic
 from tests.models import DATA, EXAMPLES, example
 from tests.test_cli import riverflink
 
@@ -80,3 +82,22 @@ def test_evaluate_prints_a_table_and_draws_the_plot(tmp_path):
         [SERVED, "MAE"], [f"{EXAMPLES}/regressor.py:model", "MAE"], [challenger, "MAE"]]
     assert all(line.split()[3:5] == ["578", "50"] for line in table[2:4])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_replays_a_kafka_topic_up_to_its_end(tmp_path, kafka_bootstrap):
+    spec, template, _, _ = example("regressor")
+    log, datasets = delayed_log((DATA / "chick_weights.jsonl").read_text().splitlines(), 3)
+    (tmp_path / "log.jsonl").write_text("\n".join(log) + "\n")
+    topic = new_topic(kafka_bootstrap, partitions=2)
+    publish(kafka_bootstrap, topic, [tmp_path / "log.jsonl"])
+    settings = Settings(model=spec, kafka_bootstrap=kafka_bootstrap, kafka_topics=(topic,), kafka_stop_at_latest=True,
+                        kafka_group="evaluate-test", metrics=str(tmp_path / "metrics"), parallelism=2)
+
+    figures = evaluate(settings).models[0]
+
+    per_key = {key: river_evaluate.progressive_val_score(dataset, template.clone(), metrics.MAE(), delay=3)
+               for key, dataset in datasets.items()}
+    values = sorted(metric.get() for metric in per_key.values())
+    assert (figures.name, figures.n, figures.spread.keys) == (spec, len(log) // 2, len(datasets))
+    assert (figures.spread.low, figures.spread.median, figures.spread.high) == \
+        (values[0], values[len(values) // 2], values[-1])
