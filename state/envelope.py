@@ -5,7 +5,8 @@ River makes no promise that a pickle written by one version loads in another
 version and the river version that wrote it, and a mismatch fails loudly
 instead of silently resetting or corrupting a model.
 
-The payload is a standard pickle. The learner writes a key's state back after
+The payload is a standard pickle, written by ``state.attribute_pickle`` so that
+restored models run as fast as built ones. The learner writes a key's state back after
 every event, so the writer matters: the C pickler is about three times faster
 than cloudpickle on a small river pipeline. cloudpickle takes over only for
 what pickle cannot name by reference (classes and functions a worker only
@@ -21,6 +22,7 @@ import struct
 import cloudpickle
 import river
 
+from state import attribute_pickle
 from state.exceptions import StateError, StateFormatError, StateVersionError
 
 __all__ = ["FORMAT_VERSION", "dump_state", "load_state", "read_header"]
@@ -42,7 +44,7 @@ def dump_state(obj) -> bytes:
     payload = None
     if not cloudpickle.list_registry_pickle_by_value():
         try:
-            payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            payload = attribute_pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, AttributeError, TypeError):  # something not importable by name
             payload = None
     if payload is None:
