@@ -61,6 +61,7 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
         label_ttl_ms=Settings.ms(settings.label_ttl),
         key_ttl_ms=Settings.ms(settings.key_ttl),
         cache_bytes=int(settings.key_cache_mb * 2**20),
+        process_mode=settings.execution_mode == "process",
         metrics_interval_ms=Settings.ms(settings.metrics_interval),
         snapshot_interval_ms=Settings.ms(settings.snapshot_interval),
         wired=frozenset(tag.tag_id for tag, on in wired.items() if on),

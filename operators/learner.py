@@ -44,6 +44,7 @@ from operators.outputs import ALL_KEYS, DEAD_LETTERS, LIFECYCLE_EVENTS, METRIC_U
 from state.descriptors import event_ids_descriptor, key_log_descriptor, key_state_descriptor, last_seen_descriptor
 from state.envelope import dump_state, load_state
 from state.key_cache import KeyCache
+from state.key_ids import KeyIds
 from state.key_log import LoadedKey, fold_due
 
 __all__ = ["LearnerFunction", "END_OF_INPUT", "next_boundary"]
@@ -75,6 +76,7 @@ class LearnerFunction(KeyedProcessFunction):
         cache_bytes: int = 0,
         warm_start: bool = False,
         lifecycle: dict | None = None,
+        process_mode: bool = False,
     ):
         self.templates = templates
         self.warm_start = warm_start
@@ -86,6 +88,7 @@ class LearnerFunction(KeyedProcessFunction):
         self.snapshot_interval_ms = snapshot_interval_ms
         self.key_ttl_ms = key_ttl_ms
         self.cache_bytes = cache_bytes
+        self.process_mode = process_mode
         # Which side outputs the job consumes: PyFlink fails on a record sent to any other.
         self.emits_metrics = METRICS.tag_id in wired
         self.emits_metric_updates = METRIC_UPDATES.tag_id in wired
@@ -126,6 +129,7 @@ class LearnerFunction(KeyedProcessFunction):
         self.duplicates = group.counter("duplicates_dropped")
         self.keys_created = group.counter("keys_created")
         self.keys_expired = group.counter("keys_expired")
+        self.keys_read = BatchedCounter(group.counter("keys_read_from_state"))  # not in the cache: read, replayed
         self.decode_dead_lettered = group.counter("decode_dead_lettered")
         self.process_time = group.distribution("event_process_time_us")
 
@@ -143,17 +147,23 @@ class LearnerFunction(KeyedProcessFunction):
             self.last_seen.update(now_ms)
             timers.register_processing_time_timer(self.expiry.check_at(now_ms))
         loaded = self._load(event.key)
-        state = load_state(self.fresh_state) if loaded is None else loaded.state
-        outcome = self.step.process(state, self.ids, event, now_ms)
-        if outcome.state_changed:
+        if loaded is None:
+            state = load_state(self.fresh_state)
+            ids = KeyIds(self.ids, known=set() if self.ids.is_empty() else None)  # no ids stored: none to look up
+        else:
+            state, ids = loaded.state, loaded.ids
+        outcome = self.step.process(state, ids, event, now_ms)
+        if outcome.replay is not None:
             if loaded is None:
-                loaded = LoadedKey(state, envelope_bytes=len(self.fresh_state), logged=0)
+                loaded = LoadedKey(state, envelope_bytes=len(self.fresh_state), logged=0, ids=ids)
+            if outcome.state_changed and not loaded.reporting:
+                loaded.reporting = True
                 self.keys_created.inc()
                 timers.register_event_time_timer(END_OF_INPUT)
             self._store(event.key, loaded, outcome.replay)
-            if self.emits_metrics:
+            if outcome.state_changed and self.emits_metrics:
                 timers.register_processing_time_timer(next_boundary(now_ms, self.metrics_interval_ms))
-            if self.emits_snapshots:
+            if outcome.state_changed and self.emits_snapshots:
                 timers.register_processing_time_timer(next_boundary(now_ms, self.snapshot_interval_ms))
         elif outcome.model_ran:  # the model may have moved without being written: the stored state is the truth
             self.cache.evict(event.key)
@@ -186,6 +196,7 @@ class LearnerFunction(KeyedProcessFunction):
     def close(self):
         self.predicted.flush()
         self.learned.flush()
+        self.keys_read.flush()
 
     def _reject_line(self, line, decoded):
         """A line that is no event of this key: not one at all, or one whose key Java read differently."""
@@ -206,11 +217,16 @@ class LearnerFunction(KeyedProcessFunction):
             if self.expiry.idle(self.last_seen.value(), checked_at):
                 self._drop_key(ctx.get_current_key(), ctx.timer_service())
                 return
-        if self.label_ttl_ms is not None and not end_of_input:
-            self.step.expire(self.ids, now_ms)
         key = ctx.get_current_key()
         loaded = self._load(key)
-        if loaded is None:
+        if self.label_ttl_ms is not None and not end_of_input:
+            ids = KeyIds(self.ids) if loaded is None else loaded.ids
+            if self.step.expire(ids, now_ms):  # the log does not hold these changes: write them now
+                if loaded is None:
+                    ids.flush(self._put_ids)
+                else:
+                    self._fold(key, loaded)
+        if loaded is None or not loaded.reporting:
             return
         state = loaded.state
         if self.emits_metrics and (end_of_input or timestamp % self.metrics_interval_ms == 0):
@@ -237,26 +253,39 @@ class LearnerFunction(KeyedProcessFunction):
         entries = list(self.key_log.get() or ())
         if blob is None and not entries:
             return None
+        self.keys_read.inc()
         envelope = self.fresh_state if blob is None else blob  # a new key's first changes may all be logged
         state = load_state(envelope)
+        ids = KeyIds(self.ids)
         for entry in entries:
-            self.step.replay(state, entry)
-        loaded = LoadedKey(state, envelope_bytes=len(envelope), logged=len(entries))
-        self.cache.put(key, loaded, loaded.envelope_bytes)
+            ids.pending.update(self.step.replay(state, entry)[1])
+        loaded = LoadedKey(state, envelope_bytes=len(envelope), logged=len(entries), ids=ids,
+                           reporting=state.changed_since_new)
+        self.cache.put(key, loaded, loaded.envelope_bytes + ids.cache_bytes)
         return loaded
 
     def _store(self, key: str, loaded: LoadedKey, replay: tuple) -> None:
-        """Make Flink state hold the key's changed state: log the change, or fold the log into a new envelope."""
+        """Make Flink state hold the key's change: log it, or fold the log into a new envelope."""
         if self.cache.capacity_bytes == 0 or fold_due(loaded):  # without a cache, every event would replay the log
-            blob = dump_state(loaded.state)
-            self.key_state.update(blob)
-            if loaded.logged:
-                self.key_log.clear()
-            loaded.envelope_bytes, loaded.logged = len(blob), 0
+            self._fold(key, loaded)
         else:
             self.key_log.add(replay)
             loaded.logged += 1
-        self.cache.put(key, loaded, loaded.envelope_bytes)
+            self.cache.put(key, loaded, loaded.envelope_bytes + loaded.ids.cache_bytes)
+
+    def _fold(self, key: str, loaded: LoadedKey) -> None:
+        """Write the key's whole state and its pending ids, and clear its log, which they now make redundant."""
+        blob = dump_state(loaded.state)
+        self.key_state.update(blob)
+        loaded.ids.flush(self._put_ids)
+        if loaded.logged:
+            self.key_log.clear()
+        loaded.envelope_bytes, loaded.logged = len(blob), 0
+        self.cache.put(key, loaded, loaded.envelope_bytes + loaded.ids.cache_bytes)
+
+    def _put_ids(self, changes: dict) -> None:
+        # PyFlink 2.2's process-mode map state iterates put_all's argument as pairs; thread mode's converts a dict.
+        self.ids.put_all(changes.items() if self.process_mode else changes)
 
     def _drop_key(self, key: str, timers) -> None:
         """Forget everything the current key owns; its next event starts from the template."""

@@ -10,12 +10,13 @@ when the event is applied. When the model raises, the outcome carries a
 be half-updated: the caller must discard it and keep the last stored bytes
 (the Flink adapter simply does not write them back).
 
-Every outcome that changed the state carries a ``replay`` entry, small and
-picklable: ``replay(state, entry)`` makes the same change again, from the
-state as it was before, to the last bit (river's learning is deterministic
-given the same state and the same events in the same order). The Flink
-adapter stores these entries instead of re-serializing the whole state after
-each event.
+Every outcome that changed the state or the key's event ids carries a
+``replay`` entry, small and picklable: ``replay(state, entry)`` makes the same
+change again, from the state as it was before, to the last bit (river's
+learning is deterministic given the same state and the same events in the
+same order), and returns the id statuses the event wrote. The Flink adapter
+stores these entries instead of re-serializing the whole state, or writing
+the ids, after each event.
 """
 
 import dataclasses
@@ -84,6 +85,14 @@ class KeyState:
     metric_n: int = 0  # metric updates made so far
     lifecycle: Lifecycle | None = None  # challengers and drift detection, when the job has them
 
+    @property
+    def changed_since_new(self) -> bool:
+        """Whether any event has changed this state (a key's ids may change first: predictions waiting for labels).
+
+        Every change learns or scores: a drift reset restarts ``model_version`` only on a scored event.
+        """
+        return self.model_version > 0 or self.metric_n > 0
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Prediction:
@@ -121,11 +130,8 @@ class Outcome:
     dead_letter: DeadLetter | None = None
     learned: bool = False
     duplicate: bool = False
-    replay: tuple | None = None  # set when the state changed: ``LearningStep.replay`` makes the change again
-
-    @property
-    def state_changed(self) -> bool:
-        return self.replay is not None
+    replay: tuple | None = None  # set when the state or the ids changed: ``LearningStep.replay`` makes the change again
+    state_changed: bool = False  # the model, metric or counters changed (not only the ids)
 
     @property
     def model_ran(self) -> bool:
@@ -202,15 +208,14 @@ class LearningStep:
             judgement = None if event.y is None else self._judge(state, event, for_metric)
         except Exception as exc:  # any model failure becomes a dead letter; the caller rolls back
             return self._model_error(event, exc)
-        if event.y is None and event.id is not None:
-            ids[event.id] = (PENDING, event.x if self.kind.supervised else None, for_metric, now_ms)
-        if event.y is not None and event.id is not None:
-            ids[event.id] = (DONE,)
+        if event.id is not None:
+            ids[event.id] = (DONE,) if event.y is not None else (
+                PENDING, event.x if self.kind.supervised else None, for_metric, now_ms)
         metric_update, model_updates, events = judgement or (None, (), ())
         changed = learns or metric_update is not None or bool(model_updates)
-        replay = (event.raw, None, now_ms) if changed else None
+        replay = (event.raw, None, now_ms) if changed or event.id is not None else None
         return Outcome(prediction=served, metric_update=metric_update, model_updates=model_updates, events=events,
-                       learned=learns, replay=replay)
+                       learned=learns, replay=replay, state_changed=changed)
 
     def _label(self, state: KeyState, ids, event: Event, kept, now_ms: int) -> Outcome:
         if kept is None:
@@ -220,9 +225,12 @@ class LearningStep:
         if status == DONE:
             return _DUPLICATE
         if status == EXPIRED or self._expired(kept, now_ms):
-            ids[event.id] = (EXPIRED,)
             detail = f"the prediction with id {event.id!r} waited longer than the label TTL"
-            return Outcome(dead_letter=DeadLetter(event.raw, Reason.EXPIRED_ID, detail, event.key))
+            dead_letter = DeadLetter(event.raw, Reason.EXPIRED_ID, detail, event.key)
+            if status == EXPIRED:
+                return Outcome(dead_letter=dead_letter)
+            ids[event.id] = (EXPIRED,)
+            return Outcome(dead_letter=dead_letter, replay=(event.raw, kept, now_ms))
         _, x, for_metric, _ = kept
         learns = self.kind.supervised
         life = state.lifecycle
@@ -238,9 +246,8 @@ class LearningStep:
             return self._model_error(event, exc)
         ids[event.id] = (DONE,)
         changed = learns or metric_update is not None or bool(model_updates)
-        replay = (event.raw, kept, now_ms) if changed else None
         return Outcome(metric_update=metric_update, model_updates=model_updates, events=events,
-                       learned=learns, replay=replay)
+                       learned=learns, replay=(event.raw, kept, now_ms), state_changed=changed)
 
     def _judge(self, state: KeyState, event: Event, for_metric) -> tuple:
         """Score what was predicted for ``event``'s id against its label: ``(metric update, model updates, events)``.
@@ -257,14 +264,16 @@ class LearningStep:
         model_updates, events = self.policy.score(state, event.key, event.y, served, judged, event.ts)
         return metric_update, tuple(model_updates), tuple(events)
 
-    def replay(self, state: KeyState, entry: tuple) -> None:
+    def replay(self, state: KeyState, entry: tuple) -> tuple[bool, dict]:
         """Apply again to ``state`` the change an earlier ``process`` call reported as ``Outcome.replay``.
 
         ``state`` must be as it was just before that call (the state a
-        previous replay, or the stored envelope, left); ids and outputs are
-        not touched. Raises ``StateError`` if the entry does not change the
-        state again (a model that fails where it once learned, an entry that
-        does not belong to this state).
+        previous replay, or the stored envelope, left); outputs are not
+        produced again. Returns ``(state_changed, id statuses the event
+        wrote)``, for the caller to apply to the key's ids. Raises
+        ``StateError`` if the entry does not make the same change again (a
+        model that fails where it once learned, an entry that does not belong
+        to this state).
         """
         raw, kept, now_ms = entry
         event = decode_event(raw)
@@ -273,6 +282,7 @@ class LearningStep:
         if outcome is None or outcome.replay != entry:
             key = getattr(event, "key", None)
             raise StateError(f"replaying an event of key {key!r} did not change its state as it first did")
+        return outcome.state_changed, ids
 
     def expire(self, ids, now_ms: int) -> int:
         """Mark pending predictions older than the label TTL as expired; return how many."""

@@ -28,6 +28,8 @@ class KeyCache:
     >>> cache.put("c", "C", size=40)  # over 100 bytes: "b" is the least recently used
     >>> cache.get("b") is None, len(cache), cache.held_bytes
     (True, 2, 80)
+    >>> cache.put("a", "A", size=50); cache.held_bytes  # the same object, grown
+    90
     """
 
     def __init__(self, capacity_bytes: int):
@@ -46,14 +48,18 @@ class KeyCache:
 
     def put(self, key, value, size: int) -> None:
         entry = self._entries.get(key)
-        if entry is not None and entry[0] is value and entry[1] == size:  # the common case: a cached key changed
+        if entry is not None and entry[0] is value:  # the common case: a cached key changed
             self._entries.move_to_end(key)
-            return
-        self.evict(key)
-        if size > self.capacity_bytes:
-            return
-        self._entries[key] = (value, size)
-        self.held_bytes += size
+            if entry[1] == size:
+                return
+            self._entries[key] = (value, size)
+            self.held_bytes += size - entry[1]
+        else:
+            self.evict(key)
+            if size > self.capacity_bytes:
+                return
+            self._entries[key] = (value, size)
+            self.held_bytes += size
         while self.held_bytes > self.capacity_bytes:
             _, (_, dropped) = self._entries.popitem(last=False)
             self.held_bytes -= dropped

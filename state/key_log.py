@@ -5,7 +5,8 @@ the event, and grows with the model. So after most events the learner only
 appends the event's replay entry (``LearningStep.replay``: the raw event and
 what it was matched with, a few hundred bytes) to the key's log, and only
 every so often writes the envelope again and clears the log. Both are Flink
-state, current after every event, so a checkpoint barrier still captures each
+state, current after every event (so are the key's event ids: the changes
+since the envelope are in the log too, ``state.key_ids``), so a checkpoint barrier still captures each
 key exactly as of its place in the stream; restoring replays the log on top of
 the envelope.
 
@@ -33,6 +34,8 @@ class LoadedKey:
     state: typing.Any
     envelope_bytes: int  # size of the stored envelope (a fresh state's while none is stored)
     logged: int  # replay entries stored after that envelope
+    ids: typing.Any = None  # the key's event ids (``state.key_ids.KeyIds``), changes since the envelope pending
+    reporting: bool = False  # the state has changed since the key was new: it reports metrics and snapshots
 
 
 def fold_due(key: LoadedKey) -> bool:

@@ -226,17 +226,18 @@ def test_replaying_the_logged_changes_rebuilds_each_key_exactly(kind):
         events = datagen.with_delayed_labels(events)
     lines = datagen.to_lines(events + events[:20])  # re-deliveries change nothing and log nothing
     step, _, _ = make_step(kind)
-    states, _, outcomes = drive(step, lines)
+    states, ids, outcomes = drive(step, lines)
     logs: dict[str, list] = {}
     for line, outcome in zip(lines, outcomes):
-        if outcome.state_changed:
+        if outcome.replay is not None:  # every change to the state or the ids is logged
             logs.setdefault(decode_event(line).key, []).append(outcome.replay)
     assert not any(outcome.replay for outcome in outcomes[len(events):])
     probes = [event["x"] for event in events if event.get("x")][:50]
     for key, entries in logs.items():
-        rebuilt = step.new_state()
+        rebuilt, rebuilt_ids = step.new_state(), {}
         for entry in entries:
-            step.replay(rebuilt, entry)
+            rebuilt_ids.update(step.replay(rebuilt, entry)[1])
+        assert rebuilt_ids == ids[key], key
         driven = states[key]
         assert (rebuilt.model_version, rebuilt.metric_n) == (driven.model_version, driven.metric_n), key
         assert (rebuilt.metric is None) == (driven.metric is None), key

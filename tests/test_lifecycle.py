@@ -127,7 +127,7 @@ def test_replaying_the_logged_changes_rebuilds_challengers_and_detectors_exactly
     states, _, outcomes = drive(step, lines)
     logs: dict[str, list] = {}
     for line, outcome in zip(lines, outcomes):
-        if outcome.state_changed:
+        if outcome.replay is not None:
             logs.setdefault(json.loads(line)["key"], []).append(outcome.replay)
     probes = [event["x"] for event in map(json.loads, lines) if event.get("x")][:40]
     for key, entries in logs.items():
