@@ -1,4 +1,5 @@
-"""``--key-ttl`` on real Flink: an idle key starts again from the template, and keyed state stays bounded.
+"""``--key-ttl`` and ``--label-ttl`` on real Flink: an idle key starts again from the template, keyed state
+stays bounded, and a label later than its TTL is a dead letter.
 
 A processing-time gap is what makes a key idle, and a bounded file job reads
 its input in one go; so the first test pauses the job itself (a model that
@@ -13,11 +14,13 @@ import sys
 import threading
 import time
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from benchmarks.key_ttl import checkpoint_bytes, keys_in_checkpoint, latest_checkpoint, new_key_events
 from jobs.model_spec import load_template
 from jobs.produce import publish
+from operators.dead_letters import Reason
 from operators.model_kinds import make_metric
 from tests import datagen
 from tests.flink_support import expected_predictions, run
@@ -85,6 +88,39 @@ def test_a_key_back_after_the_ttl_starts_from_the_template_and_idle_keys_report_
     assert answers == [fresh["a"].model.predict_one(x) for x in probes]
     never_expired = river_loop(before + after, template, "regressor", new_metric)[0]["a"].model
     assert answers != [never_expired.predict_one(x) for x in probes]
+
+
+@pytest.mark.parametrize("key_cache_mb", [64, 0.004])  # 0.004: "a" is read back from Flink state on most events
+def test_labels_after_the_label_ttl_are_dead_letters_and_teach_nothing(tmp_path, key_cache_mb):
+    # The learner sleeps 3 s on the pause event: the predictions "a" made before it wait longer than the 1 s
+    # label TTL, and the expiry check they registered fires (and writes their ids) before their labels come.
+    (tmp_path / "pausing.py").write_text(PAUSING_MODEL)
+    spec = f"{tmp_path / 'pausing.py'}:model"
+    template, kind = load_template(spec)
+    new_metric = make_metric(kind, None, template).clone
+    events = [{**e, "key": "a"} for e in datagen.many_keys("regressor", n_keys=1, n_events=14)]
+    waiting = [{k: v for k, v in e.items() if k != "y"} for e in events[:4]]
+    labels = [{"key": "a", "id": e["id"], "y": e["y"]} for e in events[:4]]
+    late = events[13]
+    before = datagen.to_lines(waiting + events[4:13])
+    pause = [json.dumps({"key": "b", "id": "pause", "x": {"pause_s": 3.0}, "y": 1.0})]
+    after = datagen.to_lines([labels[0], labels[1], waiting[2], {k: v for k, v in late.items() if k != "y"},
+                              {"key": "a", "id": late["id"], "y": late["y"]}])
+    outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "in.jsonl", before + pause + after)],
+                  parallelism=1, label_ttl=1, key_cache_mb=key_cache_mb)
+
+    assert sorted((d["reason"], json.loads(d["raw"])["id"]) for d in outputs.dead_letters) == [
+        (Reason.EXPIRED_ID, labels[0]["id"]), (Reason.EXPIRED_ID, labels[1]["id"])]
+    # What plain river does without the expired labels (and without the re-sent prediction, which is dropped).
+    reference, _ = river_loop(before + [after[3], after[4]], template, "regressor", new_metric)
+    expected = expected_predictions(reference)
+    expected[("b", "pause")] = (0.0, 0)
+    assert outputs.predictions_by_id() == expected
+    final = outputs.final_metrics()
+    assert reference["a"].n == 10  # nine events learned before the pause, one after it
+    assert (final["a"]["n"], final["a"]["value"]) == (reference["a"].n, reference["a"].metric.get())
+    probes = [e["x"] for e in events]
+    assert [outputs.models["a"].predict_one(x) for x in probes] == [reference["a"].model.predict_one(x) for x in probes]
 
 
 class StreamingJob:
