@@ -1,10 +1,14 @@
 """A StreamExecutionEnvironment configured from Settings: the only place that knows a job's Flink option names."""
 
+import atexit
+import functools
 import logging
 import os
 import pathlib
+import shutil
 import site
 import sys
+import tempfile
 
 from pyflink.common import Configuration
 from pyflink.datastream import CheckpointingMode, RuntimeExecutionMode, StreamExecutionEnvironment
@@ -20,11 +24,13 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKER_BOOT = pathlib.Path(__file__).resolve().parent / "worker_boot"  # see its sitecustomize.py
 WORKER_HASH_SEED = "0"
+CODE_PACKAGES = ("jobs", "operators", "state")  # what a job ships to a cluster's workers
 # Restarts after a failure: 1, 2, 4, 8, 16, 30 s apart, then the job fails. Long enough to outlast
 # a lost TaskManager's heartbeat timeout; short enough that a job broken for good fails within
 # about a minute instead of retrying forever (Flink's default with checkpointing).
 RESTART_ATTEMPTS = 6
 RESTART_BACKOFF = ("1 s", "30 s")
+RESTART_JITTER = "0.1"  # each delay up to 10 % longer or shorter, so many failed jobs do not restart in step
 
 
 def _expose_python_path() -> None:
@@ -38,9 +44,14 @@ def _expose_python_path() -> None:
     os.environ["PYTHONPATH"] = python_path()
 
 
-def python_path() -> str:
-    """PYTHONPATH for Flink's Python workers: this project, the worker boot, this environment's packages."""
-    wanted = [str(PROJECT_ROOT), str(WORKER_BOOT), *site.getsitepackages()]
+def python_path(include_project: bool = True) -> str:
+    """PYTHONPATH for Flink's Python workers: this project, the worker boot, this environment's packages.
+
+    A cluster's workers get the project from each job instead (``include_project=False``):
+    ``create_environment`` ships it, so a job runs the code of the client that submitted it.
+    """
+    wanted = [str(PROJECT_ROOT)] if include_project else []
+    wanted += [str(WORKER_BOOT), *site.getsitepackages()]
     current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return os.pathsep.join(dict.fromkeys(wanted + current))
 
@@ -75,6 +86,7 @@ def flink_configuration(settings: Settings, checkpoint_dir: str | None) -> Confi
     config.set_string("restart-strategy.exponential-delay.max-backoff", RESTART_BACKOFF[1])
     config.set_string("restart-strategy.exponential-delay.backoff-multiplier", "2.0")
     config.set_string("restart-strategy.exponential-delay.attempts-before-reset-backoff", str(RESTART_ATTEMPTS))
+    config.set_string("restart-strategy.exponential-delay.jitter-factor", RESTART_JITTER)
     # A slow Python operator holds aligned barriers behind in-flight records.
     config.set_string("execution.checkpointing.unaligned.enabled", "true")
     if checkpoint_dir is not None:
@@ -97,6 +109,21 @@ def flink_configuration(settings: Settings, checkpoint_dir: str | None) -> Confi
     return config
 
 
+@functools.cache
+def _code_bundle() -> pathlib.Path:
+    """A folder holding only riverflink's packages, to ship with a job; removed when this process exits.
+
+    Flink puts a shipped folder itself on the workers' PYTHONPATH, so the
+    packages must be inside one: shipping ``jobs/`` alone would make
+    ``import learner`` work, not ``import operators.learner``.
+    """
+    bundle = pathlib.Path(tempfile.mkdtemp(prefix="riverflink-code-"))
+    atexit.register(shutil.rmtree, bundle, ignore_errors=True)
+    for package in CODE_PACKAGES:
+        shutil.copytree(PROJECT_ROOT / package, bundle / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return bundle
+
+
 def create_environment(settings: Settings, checkpoint_dir: str | None) -> StreamExecutionEnvironment:
     """An environment for ``settings``, checkpointing to ``checkpoint_dir``; STREAMING mode even for bounded inputs.
 
@@ -116,10 +143,8 @@ def create_environment(settings: Settings, checkpoint_dir: str | None) -> Stream
         env = StreamExecutionEnvironment(java_environment(config._j_configuration))
     if jars:
         env.add_jars(*jars)
-    if settings.jobmanager is not None:
-        # The cluster's Python workers import riverflink's operators: ship them with the job.
-        for package in ("jobs", "operators", "state"):
-            env.add_python_file(str(PROJECT_ROOT / package))
+    if settings.jobmanager is not None:  # the cluster's Python workers import riverflink's operators
+        env.add_python_file(str(_code_bundle()))
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
     env.set_parallelism(settings.parallelism)
     env.enable_checkpointing(Settings.ms(settings.checkpoint_interval), CheckpointingMode.EXACTLY_ONCE)

@@ -79,9 +79,10 @@ def _prepare(home: pathlib.Path, options: list[str]) -> dict[str, str]:
         **os.environ,
         "FLINK_HOME": str(FLINK_HOME), "FLINK_CONF_DIR": str(conf), "FLINK_LIB_DIR": str(lib),
         "FLINK_LOG_DIR": str(log),
-        # Thread mode embeds Python in the TaskManager: it needs riverflink, the venv's
-        # packages and the worker boot on its path, and one hash seed for every worker.
-        "PYTHONPATH": python_path(),
+        # Thread mode embeds Python in the TaskManager: it needs the venv's packages and the
+        # worker boot on its path, and one hash seed for every worker. Not the checkout:
+        # riverflink's own code comes with each job, as on any other cluster.
+        "PYTHONPATH": python_path(include_project=False),
         "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", WORKER_HASH_SEED),
     }
     arguments = [item for option in options for item in ("-D", option)]
@@ -112,7 +113,7 @@ def _launch(env: dict, home: pathlib.Path, role: str, name: str, extra: list[str
         # start-foreground execs the JVM, so this pid is the JVM's; its own session keeps
         # it alive after the caller exits and out of the caller's Ctrl-C.
         process = subprocess.Popen(["bash", str(script), "start-foreground", *extra], env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+                                   stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
     process.cluster_process = ClusterProcess(role, name, process.pid)
     return process
 
