@@ -29,14 +29,15 @@ def real_events(kind: str) -> list[str]:
     return lines
 
 
+@pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_equals_plain_river_at_parallelism_2(kind, tmp_path):
+def test_every_kind_equals_plain_river_at_parallelism_2(kind, backend, tmp_path):
     spec, template, _, new_metric = example(kind)
     real = real_events(kind)
     generated = datagen.to_lines(datagen.many_keys(kind, n_keys=60, n_events=2000))
     inputs = [datagen.write_lines(tmp_path / "real.jsonl", real), datagen.write_lines(tmp_path / "gen.jsonl", generated)]
 
-    outputs = run(tmp_path, spec, inputs, parallelism=2)
+    outputs = run(tmp_path, spec, inputs, parallelism=2, state_backend=backend)
 
     expected, expected_overall = river_loop(real + generated, template, kind, new_metric)
     assert outputs.dead_letters == []
