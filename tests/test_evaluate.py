@@ -1,16 +1,22 @@
 """``riverflink evaluate`` against ``river.evaluate.progressive_val_score``, labels as late as in the log."""
 
+import collections
 import json
 
+import matplotlib.colors
+import matplotlib.image
 import pytest
 from river import evaluate as river_evaluate
 from river import metrics, naive_bayes, stream
 
 from jobs.evaluate import SERVED, evaluate
-from jobs.settings import Settings
+from jobs.metric_reports import final_metrics
 from jobs.produce import publish
+from jobs.settings import Settings
+from state.destinations import read_records
 from tests.kafka_support import new_topic
 from tests.models import DATA, EXAMPLES, example
+from tests.reference import lifecycle_loop
 from tests.test_cli import riverflink
 
 CHALLENGER = "river.naive_bayes:GaussianNB"
@@ -55,9 +61,12 @@ def test_evaluate_equals_river_progressive_validation_per_model_and_key(tmp_path
     models = {spec: template, CHALLENGER: naive_bayes.GaussianNB()}
     assert [figures.name for figures in evaluation.models] == [SERVED, spec, CHALLENGER]
     assert evaluation.dead_letters == 0
+    by_model = final_metrics(read_records(settings.metrics))
     for figures in evaluation.models[1:]:
         per_key = {key: river_evaluate.progressive_val_score(dataset, models[figures.name].clone(), metrics.Accuracy(),
                                                              delay=DELAY) for key, dataset in datasets.items()}
+        assert {key: (record["value"], record["n"]) for key, record in by_model[figures.name].items() if key} == \
+            {key: (metric.get(), metric.cm.n_samples) for key, metric in per_key.items()}, figures.name
         values = sorted(metric.get() for metric in per_key.values())
         assert (figures.spread.low, figures.spread.median, figures.spread.high) == \
             (values[0], values[len(values) // 2], values[-1]), figures.name
@@ -65,6 +74,15 @@ def test_evaluate_equals_river_progressive_validation_per_model_and_key(tmp_path
         scored = sum(metric.cm.n_samples for metric in per_key.values())
         assert (figures.value, figures.n) == (pytest.approx(right / scored, rel=1e-12), scored), figures.name
         assert [n for n, _ in figures.curve][:3] == [50, 100, 150] and figures.curve[-1] == (figures.n, figures.value)
+
+    # Served: each key's champion until a challenger beats it over the last 100 labels (the defaults).
+    served, promotions, _ = lifecycle_loop(log, models, "classifier", metrics.Accuracy, window=100, margin=0.0)
+    assert {key: (record["value"], record["n"]) for key, record in by_model[None].items() if key} == \
+        {key: (result.metric.get(), result.n) for key, result in served.items()}
+    right = sum(result.metric.cm.total_true_positives for result in served.values())
+    scored = sum(result.n for result in served.values())
+    assert (evaluation.models[0].value, evaluation.models[0].n) == (pytest.approx(right / scored, rel=1e-12), scored)
+    assert evaluation.promotions == collections.Counter(event["to"] for event in promotions)
 
 
 def test_evaluate_prints_a_table_and_draws_the_plot(tmp_path):
@@ -81,7 +99,12 @@ def test_evaluate_prints_a_table_and_draws_the_plot(tmp_path):
     assert [line.split()[:2] for line in table[1:4]] == [
         [SERVED, "MAE"], [f"{EXAMPLES}/regressor.py:model", "MAE"], [challenger, "MAE"]]
     assert all(line.split()[3:5] == ["578", "50"] for line in table[2:4])
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = matplotlib.image.imread(plot)[:, :, :3]
+    assert pixels.shape == (540, 960, 3)  # 8 x 4.5 inches at 120 dpi
+    drawn = {colour: (abs(pixels - matplotlib.colors.to_rgb(colour)) < 2 / 255).all(axis=2).sum()
+             for colour in ("C0", "C1", "C2")}  # one curve per row of the table, in its order
+    # Where a key's champion served throughout, the dashed served curve lies under the model's: its legend shows.
+    assert drawn["C0"] > 10 and drawn["C1"] > 200 and drawn["C2"] > 200, drawn  # a legend sample is ~20 px
 
 
 def test_evaluate_replays_a_kafka_topic_up_to_its_end(tmp_path, kafka_bootstrap):

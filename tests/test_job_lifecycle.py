@@ -1,5 +1,6 @@
 """Warm start, challengers and drift reset on real Flink (parallelism 2), against plain river."""
 
+import base64
 import copy
 import json
 
@@ -74,8 +75,19 @@ def test_challengers_are_promoted_per_key_with_metrics_per_model(tmp_path):
     assert shown.returncode == 0, shown.stderr
     rows = {line.split()[0]: line.split() for line in shown.stdout.splitlines()[1:-1]}
     assert set(rows) == set(expected) and shown.stdout.splitlines()[-1] == f"{len(expected)} keys"
+    assert shown.stdout.splitlines()[0].split() == ["key", "version", "serving", "kind", "model", "bytes"]
+    steps = {CHAMPION: ["LogisticRegression"], CHALLENGER: ["FuncTransformer", "|", "LogisticRegression"]}
     for key, result in expected.items():
-        assert rows[key][1:4] == [str(result.learned), result.serving, "classifier"], key
+        size = len(base64.b64decode(snapshots[key]["model"]))
+        assert rows[key][1:] == [str(result.learned), result.serving, "classifier", *steps[result.serving],
+                                 f"{size:,}"], key
+    promoted = next(key for key in expected if key.startswith("xor"))
+    one = riverflink("models", "show", str(tmp_path / "out" / "models_out"), "--key", promoted)
+    assert one.returncode == 0, one.stderr
+    assert [line.split() for line in one.stdout.splitlines()] == [
+        ["key", "version", "serving", "kind", "model", "bytes"], rows[promoted]]
+    unknown = riverflink("models", "show", str(tmp_path / "out" / "models_out"), "--key", "no-such-key")
+    assert unknown.returncode == 2 and "no model for key 'no-such-key'" in unknown.stderr, unknown.stderr
 
 
 def test_drift_reset_restarts_a_keys_model_when_its_errors_change(tmp_path):

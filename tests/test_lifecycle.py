@@ -3,11 +3,14 @@
 import copy
 import json
 
+import pytest
 from river import drift, metrics
 
+from operators.events import decode_event
 from operators.learning import LearningStep
 from operators.lifecycle import LifecyclePolicy
 from operators.model_kinds import Kind
+from state.exceptions import StateError
 from tests import datagen
 from tests.lifecycle_data import (
     CHALLENGER, CHAMPION, NEVER_FORGETS, flipping_concept, gaussian_nb, linear_and_xor_keys, logistic, on_product,
@@ -119,6 +122,42 @@ def test_drift_reset_restarts_the_keys_models_and_recovers_faster():
         accuracy_after_flip[on_drift] = right / total
     # measured: 0.07 without a reset, 0.71 with one
     assert accuracy_after_flip["reset"] > accuracy_after_flip["none"] + 0.4, accuracy_after_flip
+
+
+def test_a_drift_reset_restarts_a_warm_started_key_from_the_base_not_from_scratch():
+    events = flipping_concept()
+    base = gaussian_nb.clone()
+    for event in events[:200]:  # the first concept, learned once for every key
+        base.learn_one(event["x"], event["y"])
+    lines = datagen.to_lines(events)
+    warm = {NEVER_FORGETS: lambda: copy.deepcopy(base)}
+    step = lifecycle_step({NEVER_FORGETS: base}, detector=drift.ADWIN(), on_drift="reset", new_models=warm)
+    states, _, outcomes = drive(step, lines)
+    expected, expected_events, _ = lifecycle_loop(lines, {NEVER_FORGETS: base}, "classifier", metrics.Accuracy,
+                                                  detector=drift.ADWIN(), reset_on_drift=True, new_models=warm)
+    assert_same_as_reference(lines, states, outcomes, expected, expected_events)
+    assert expected_events and all(event["event"] == "drift" for event in expected_events)
+    cold, _, _ = lifecycle_loop(lines, {NEVER_FORGETS: base}, "classifier", metrics.Accuracy,
+                                detector=drift.ADWIN(), reset_on_drift=True)
+    assert served(outcomes) != {key: [p[:3] for p in result.predictions] for key, result in cold.items()}
+
+
+@pytest.mark.parametrize("written_with, read_with", [
+    ({"challengers": TEMPLATES}, {"challengers": {CHAMPION: logistic}, "detector": drift.ADWIN()}),
+    ({"challengers": TEMPLATES}, {}),
+    ({}, {"challengers": TEMPLATES}),
+])
+def test_a_key_state_written_with_other_models_is_refused_not_misread(written_with, read_with):
+    def step_for(options):
+        if not options:
+            return LearningStep(Kind.CLASSIFIER, logistic.clone, metrics.Accuracy)
+        return lifecycle_step(options["challengers"], detector=options.get("detector"))
+
+    writer, reader = step_for(written_with), step_for(read_with)
+    lines = datagen.to_lines(linear_and_xor_keys(n_keys=1, n_events=3))
+    states, _, _ = drive(writer, lines)
+    with pytest.raises(StateError, match="run it with the --model, --challenger and --drift-detector options"):
+        reader.process(next(iter(states.values())), {}, decode_event(lines[-1].replace('"e2"', '"e9"')), 0)
 
 
 def test_replaying_the_logged_changes_rebuilds_challengers_and_detectors_exactly():
