@@ -8,15 +8,19 @@ import collections
 import dataclasses
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
 import threading
 
 import pytest
+from river import drift, metrics
 
 from jobs.learn_job import run_job
 from jobs.local_cluster import rest_get
+from jobs.metric_reports import final_metrics
+from jobs.model_spec import load_template
 from jobs.produce import publish
 from jobs.savepoints import stop_with_savepoint
 from jobs.settings import Settings, local_path
@@ -26,9 +30,10 @@ from tests import datagen
 from tests.cluster_support import job_state, learner_taskmanagers, local_cluster, wait_until
 from tests.flink_support import expected_predictions
 from tests.kafka_support import new_topic, send_steadily
+from tests.lifecycle_data import CHALLENGER, CHAMPION, linear_and_xor_keys, logistic, on_product
 from tests.models import ROOT, example
 from tests.processes import command_line, descendants
-from tests.reference import river_loop, same_model
+from tests.reference import lifecycle_loop, river_loop, same_model
 
 KIND = "classifier"
 
@@ -46,8 +51,9 @@ def stream():
 
 def _settings(tmp_path, jobmanager, topic, **options) -> Settings:
     out = tmp_path / "out"
+    options.setdefault("model", example(KIND)[0])
     return Settings(
-        model=example(KIND)[0], kafka_bootstrap=options.pop("kafka_bootstrap"), kafka_topics=(topic,),
+        kafka_bootstrap=options.pop("kafka_bootstrap"), kafka_topics=(topic,),
         predictions=str(out / "predictions"), metrics=str(out / "metrics"), models_out=str(out / "models"),
         dead_letters=str(out / "dead-letters"), checkpoint_interval=1.0, jobmanager=jobmanager, **options,
     )
@@ -78,12 +84,14 @@ def _assert_equals_reference(settings: Settings, lines: list[str]) -> None:
     assert list(read_records(settings.dead_letters)) == []
 
 
-def test_stop_with_savepoint_at_parallelism_2_and_resume_at_3(cluster, stream, kafka_bootstrap, tmp_path):
+@pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])
+def test_stop_with_savepoint_at_parallelism_2_and_resume_at_3(cluster, stream, backend, kafka_bootstrap, tmp_path):
     jobmanager, _ = cluster
     topic = new_topic(kafka_bootstrap, partitions=3)
     half = len(stream) // 2
     publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "first.jsonl", stream[:half])])
-    first = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2, detached=True)
+    first = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2, detached=True,
+                      state_backend=backend)
 
     job = str(run_job(first).get_job_id())
     wait_until(lambda: len(_committed_predictions(first)) == half, 240, "the first half's predictions")
@@ -91,13 +99,53 @@ def test_stop_with_savepoint_at_parallelism_2_and_resume_at_3(cluster, stream, k
 
     publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "second.jsonl", stream[half:])])
     resumed = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=3, detached=True,
-                        from_savepoint=savepoint)
+                        from_savepoint=savepoint, state_backend=backend)
     job = str(run_job(resumed).get_job_id())
     wait_until(lambda: len(_committed_predictions(resumed)) == len(stream), 240, "every prediction")
     stop_with_savepoint(jobmanager, job, drain=True)  # final metrics and model snapshots
     assert job_state(jobmanager, job) == "FINISHED"
 
     _assert_equals_reference(resumed, stream)
+
+
+def test_challengers_and_drift_detectors_move_with_their_keys_through_a_rescale(cluster, kafka_bootstrap, tmp_path):
+    jobmanager, _ = cluster
+    lines = datagen.to_lines(datagen.with_delayed_labels(linear_and_xor_keys(n_keys=12, n_events=3000)))
+    half = len(lines) // 2
+    topic = new_topic(kafka_bootstrap, partitions=3)
+    publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "first.jsonl", lines[:half])])
+    lifecycle = dict(model=CHAMPION, challengers=(CHALLENGER,), promotion_window=50, promotion_margin=0.1,
+                     drift_detector="ADWIN", events=str(tmp_path / "out" / "events"))
+    first = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2, detached=True,
+                      **lifecycle)
+    job = str(run_job(first).get_job_id())
+    wait_until(lambda: len(_committed_predictions(first)) == _predicted(lines[:half]), 240, "the first half")
+    savepoint = stop_with_savepoint(jobmanager, job)
+
+    publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "second.jsonl", lines[half:])])
+    resumed = dataclasses.replace(first, parallelism=3, from_savepoint=savepoint)
+    job = str(run_job(resumed).get_job_id())
+    wait_until(lambda: len(_committed_predictions(resumed)) == _predicted(lines), 240, "every prediction")
+    stop_with_savepoint(jobmanager, job, drain=True)
+
+    expected, expected_events, _ = lifecycle_loop(lines, {CHAMPION: logistic, CHALLENGER: on_product}, KIND,
+                                                  metrics.Accuracy, window=50, margin=0.1, detector=drift.ADWIN())
+    served = {(key, event_id): (prediction, version)
+              for key, result in expected.items() for event_id, prediction, version, _ in result.predictions}
+    assert {(p["key"], p["id"]): (p["prediction"], p["model_version"]) for p in _committed_predictions(resumed)} == \
+        served
+    happened = sorted((e["key"], e["event"], e["n"]) for e in read_records(resumed.events))
+    assert happened == sorted((e["key"], e["event"], e["n"]) for e in expected_events)
+    assert {key for key, event, _ in happened if event == "promotion"} == {k for k in expected if k.startswith("xor")}
+    final = final_metrics(read_records(resumed.metrics))
+    for key, result in expected.items():
+        assert (final[None][key]["value"], final[None][key]["n"]) == (result.metric.get(), result.n), key
+        for name, metric in result.metrics.items():
+            assert final[name][key]["value"] == metric.get(), (key, name)
+
+
+def _predicted(lines: list[str]) -> int:
+    return sum("x" in json.loads(line) for line in lines)
 
 
 def _python_workers(pid: int) -> list[int]:
@@ -118,6 +166,7 @@ def _kill(victim: str, cluster: list, jobmanager: str, job: str) -> int:
     ("thread", "hashmap", "taskmanager", 0.25),
     ("thread", "rocksdb", "taskmanager", 0.5),
     ("process", "hashmap", "python worker", 0.2),
+    ("process", "rocksdb", "python worker", 0.6),
 ])
 def test_a_kill_mid_stream_changes_no_committed_output(mode, backend, victim, at, kafka_bootstrap, tmp_path):
     events = datagen.to_lines(datagen.many_keys(KIND, n_keys=200, n_events=6_000, seed=3))
@@ -182,6 +231,29 @@ def _failures(jobmanager: str, job: str) -> list:
 def _riverflink(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "jobs.cli", *args], capture_output=True, text=True, timeout=300,
                           cwd=ROOT)
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_an_attached_run_ships_the_project_and_exits_with_the_job(cluster, stream, mode, tmp_path):
+    """The cluster's workers have no riverflink on their path (``jobs.local_cluster``): each job brings its own."""
+    jobmanager, _ = cluster
+    lines = stream[:400]
+    spec = f"{ROOT / 'tests/fixtures/code_origin.py'}:model"
+    out = tmp_path / "out"
+    ran = _riverflink("run", "--jobmanager", jobmanager, "--model", spec, "--execution-mode", mode,
+                      "--input", datagen.write_lines(tmp_path / "events.jsonl", lines), "--checkpoint-interval", "1",
+                      "--out", str(out))
+    assert ran.returncode == 0 and "riverflink run finished" in ran.stdout, ran.stdout + ran.stderr
+
+    models = load_latest_models(str(out / "models-out"))
+    origins = {pathlib.Path(model.learned_by) for model in models.values()}
+    assert len(origins) == 1, origins
+    origin = origins.pop()
+    assert origin.parts[-2:] == ("operators", "learner.py") and not origin.is_relative_to(ROOT), origin
+    expected, _ = river_loop(lines, load_template(spec)[0], KIND, lambda: None)
+    predictions = read_records(str(out / "predictions"))
+    served = {(p["key"], p["id"]): (p["prediction"], p["model_version"]) for p in predictions}
+    assert served == expected_predictions(expected)
 
 
 def test_backfill_from_files_then_stream_from_its_savepoint(cluster, stream, kafka_bootstrap, tmp_path):
