@@ -52,7 +52,8 @@ def python_path(include_project: bool = True) -> str:
     """
     wanted = [str(PROJECT_ROOT)] if include_project else []
     wanted += [str(WORKER_BOOT), *site.getsitepackages()]
-    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # This process's own PYTHONPATH may hold the project already (an earlier in-process job put it there).
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(PROJECT_ROOT)]
     return os.pathsep.join(dict.fromkeys(wanted + current))
 
 

@@ -19,11 +19,8 @@ import os
 
 
 def _embedded_in_a_jvm() -> bool:
-    try:
-        executable = os.path.realpath("/proc/self/exe")
-    except OSError:
-        return True
-    return not os.path.exists("/proc/self/exe") or os.path.basename(executable) == "java"
+    executable = "/proc/self/exe"
+    return not os.path.exists(executable) or os.path.basename(os.path.realpath(executable)) == "java"
 
 
 if _embedded_in_a_jvm():
