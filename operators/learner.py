@@ -156,15 +156,16 @@ class LearnerFunction(KeyedProcessFunction):
         if outcome.replay is not None:
             if loaded is None:
                 loaded = LoadedKey(state, envelope_bytes=len(self.fresh_state), logged=0, ids=ids)
-            if outcome.state_changed and not loaded.reporting:
-                loaded.reporting = True
-                self.keys_created.inc()
-                timers.register_event_time_timer(END_OF_INPUT)
             self._store(event.key, loaded, outcome.replay)
-            if outcome.state_changed and self.emits_metrics:
-                timers.register_processing_time_timer(next_boundary(now_ms, self.metrics_interval_ms))
-            if outcome.state_changed and self.emits_snapshots:
-                timers.register_processing_time_timer(next_boundary(now_ms, self.snapshot_interval_ms))
+            if outcome.state_changed:  # not only ids: the key has something to report
+                if not loaded.reporting:
+                    loaded.reporting = True
+                    self.keys_created.inc()
+                    timers.register_event_time_timer(END_OF_INPUT)
+                if self.emits_metrics:
+                    timers.register_processing_time_timer(next_boundary(now_ms, self.metrics_interval_ms))
+                if self.emits_snapshots:
+                    timers.register_processing_time_timer(next_boundary(now_ms, self.snapshot_interval_ms))
         elif outcome.model_ran:  # the model may have moved without being written: the stored state is the truth
             self.cache.evict(event.key)
         if outcome.prediction is not None:
@@ -258,7 +259,7 @@ class LearnerFunction(KeyedProcessFunction):
         state = load_state(envelope)
         ids = KeyIds(self.ids)
         for entry in entries:
-            ids.pending.update(self.step.replay(state, entry)[1])
+            ids.pending.update(self.step.replay(state, entry))
         loaded = LoadedKey(state, envelope_bytes=len(envelope), logged=len(entries), ids=ids,
                            reporting=state.changed_since_new)
         self.cache.put(key, loaded, loaded.envelope_bytes + ids.cache_bytes)

@@ -264,13 +264,13 @@ class LearningStep:
         model_updates, events = self.policy.score(state, event.key, event.y, served, judged, event.ts)
         return metric_update, tuple(model_updates), tuple(events)
 
-    def replay(self, state: KeyState, entry: tuple) -> tuple[bool, dict]:
+    def replay(self, state: KeyState, entry: tuple) -> dict:
         """Apply again to ``state`` the change an earlier ``process`` call reported as ``Outcome.replay``.
 
         ``state`` must be as it was just before that call (the state a
         previous replay, or the stored envelope, left); outputs are not
-        produced again. Returns ``(state_changed, id statuses the event
-        wrote)``, for the caller to apply to the key's ids. Raises
+        produced again. Returns the id statuses the event wrote, for the
+        caller to apply to the key's ids. Raises
         ``StateError`` if the entry does not make the same change again (a
         model that fails where it once learned, an entry that does not belong
         to this state).
@@ -282,7 +282,7 @@ class LearningStep:
         if outcome is None or outcome.replay != entry:
             key = getattr(event, "key", None)
             raise StateError(f"replaying an event of key {key!r} did not change its state as it first did")
-        return outcome.state_changed, ids
+        return ids
 
     def expire(self, ids, now_ms: int) -> int:
         """Mark pending predictions older than the label TTL as expired; return how many."""

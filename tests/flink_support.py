@@ -21,11 +21,7 @@ class Outputs:
     events: list[dict] = dataclasses.field(default_factory=list)
 
     def predictions_by_id(self) -> dict[tuple[str, str], tuple]:
-        by_id = {}
-        for p in self.predictions:
-            assert (p["key"], p["id"]) not in by_id, f"two predictions for {p['key']}/{p['id']}"
-            by_id[(p["key"], p["id"])] = (p["prediction"], p["model_version"])
-        return by_id
+        return predictions_by_id(self.predictions)
 
     def final_metrics(self, model: str | None = None) -> dict:
         """key -> final metric record of the served predictions, or of ``model`` (a challenger run)."""
@@ -65,6 +61,21 @@ def run(tmp_path, model: str, inputs, parallelism: int = 2, **options) -> Output
         models=load_latest_models(settings.models_out) if kafka_topic_of(settings.models_out) is None else {},
         events=[] if settings.events is None else _committed(settings, "events"),
     )
+
+
+def predictions_by_id(predictions) -> dict[tuple[str, str], tuple]:
+    """``(key, id) -> (prediction, model_version)`` of committed predictions; fails on a second one for an id."""
+    by_id = {}
+    for p in predictions:
+        assert (p["key"], p["id"]) not in by_id, f"two predictions for {p['key']}/{p['id']}"
+        by_id[(p["key"], p["id"])] = (p["prediction"], p["model_version"])
+    return by_id
+
+
+def expected_lifecycle_predictions(reference: dict) -> dict[tuple[str, str], tuple]:
+    """``tests.reference.lifecycle_loop``'s served predictions, shaped as ``predictions_by_id``'s."""
+    return {(key, event_id): (prediction, version)
+            for key, result in reference.items() for event_id, prediction, version, _ in result.predictions}
 
 
 def expected_predictions(reference: dict) -> dict[tuple[str, str], tuple]:

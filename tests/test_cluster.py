@@ -28,7 +28,7 @@ from state.destinations import read_records
 from state.snapshots import load_latest_models
 from tests import datagen
 from tests.cluster_support import job_state, learner_taskmanagers, local_cluster, wait_until
-from tests.flink_support import expected_predictions
+from tests.flink_support import expected_lifecycle_predictions, expected_predictions, predictions_by_id
 from tests.kafka_support import new_topic, send_steadily
 from tests.lifecycle_data import CHALLENGER, CHAMPION, linear_and_xor_keys, logistic, on_product
 from tests.models import ROOT, example
@@ -66,11 +66,7 @@ def _committed_predictions(settings: Settings) -> list[dict]:
 def _assert_equals_reference(settings: Settings, lines: list[str]) -> None:
     _, template, _, new_metric = example(KIND)
     expected, expected_overall = river_loop(lines, template, KIND, new_metric)
-    predictions = {}
-    for p in _committed_predictions(settings):
-        assert (p["key"], p["id"]) not in predictions, f"a second committed prediction for {p['key']}/{p['id']}"
-        predictions[(p["key"], p["id"])] = (p["prediction"], p["model_version"])
-    assert predictions == expected_predictions(expected)
+    assert predictions_by_id(_committed_predictions(settings)) == expected_predictions(expected)
     final = {}
     for record in read_records(settings.metrics):
         if record["key"] not in final or record["n"] >= final[record["key"]]["n"]:
@@ -130,10 +126,7 @@ def test_challengers_and_drift_detectors_move_with_their_keys_through_a_rescale(
 
     expected, expected_events, _ = lifecycle_loop(lines, {CHAMPION: logistic, CHALLENGER: on_product}, KIND,
                                                   metrics.Accuracy, window=50, margin=0.1, detector=drift.ADWIN())
-    served = {(key, event_id): (prediction, version)
-              for key, result in expected.items() for event_id, prediction, version, _ in result.predictions}
-    assert {(p["key"], p["id"]): (p["prediction"], p["model_version"]) for p in _committed_predictions(resumed)} == \
-        served
+    assert predictions_by_id(_committed_predictions(resumed)) == expected_lifecycle_predictions(expected)
     happened = sorted((e["key"], e["event"], e["n"]) for e in read_records(resumed.events))
     assert happened == sorted((e["key"], e["event"], e["n"]) for e in expected_events)
     assert {key for key, event, _ in happened if event == "promotion"} == {k for k in expected if k.startswith("xor")}
@@ -251,9 +244,7 @@ def test_an_attached_run_ships_the_project_and_exits_with_the_job(cluster, strea
     origin = origins.pop()
     assert origin.parts[-2:] == ("operators", "learner.py") and not origin.is_relative_to(ROOT), origin
     expected, _ = river_loop(lines, load_template(spec)[0], KIND, lambda: None)
-    predictions = read_records(str(out / "predictions"))
-    served = {(p["key"], p["id"]): (p["prediction"], p["model_version"]) for p in predictions}
-    assert served == expected_predictions(expected)
+    assert predictions_by_id(read_records(str(out / "predictions"))) == expected_predictions(expected)
 
 
 def test_backfill_from_files_then_stream_from_its_savepoint(cluster, stream, kafka_bootstrap, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from river import drift, metrics
 
 from tests import datagen
-from tests.flink_support import expected_predictions, run
+from tests.flink_support import expected_lifecycle_predictions, expected_predictions, run
 from tests.lifecycle_data import (
     CHALLENGER, CHAMPION, NEVER_FORGETS, flipping_concept, gaussian_nb, linear_and_xor_keys, logistic, on_product,
 )
@@ -46,9 +46,7 @@ def test_challengers_are_promoted_per_key_with_metrics_per_model(tmp_path):
     templates = {CHAMPION: logistic, CHALLENGER: on_product}
     expected, expected_events, overall = lifecycle_loop(lines, templates, "classifier", metrics.Accuracy,
                                                         window=50, margin=0.1)
-    served = {(key, event_id): (prediction, version)
-              for key, result in expected.items() for event_id, prediction, version, _ in result.predictions}
-    assert outputs.predictions_by_id() == served
+    assert outputs.predictions_by_id() == expected_lifecycle_predictions(expected)
     promotions = sorted((e["key"], e["from"], e["to"], e["n"]) for e in outputs.events)
     assert promotions == sorted((e["key"], e["from"], e["to"], e["n"]) for e in expected_events)
     assert {e["key"] for e in outputs.events} == {key for key in expected if key.startswith("xor")}
@@ -98,9 +96,7 @@ def test_drift_reset_restarts_a_keys_model_when_its_errors_change(tmp_path):
 
     expected, expected_events, _ = lifecycle_loop(lines, {NEVER_FORGETS: gaussian_nb}, "classifier",
                                                   metrics.Accuracy, detector=drift.ADWIN(), reset_on_drift=True)
-    served = {(key, event_id): (prediction, version)
-              for key, result in expected.items() for event_id, prediction, version, _ in result.predictions}
-    assert outputs.predictions_by_id() == served
+    assert outputs.predictions_by_id() == expected_lifecycle_predictions(expected)
     drifts = sorted((e["key"], e["n"], e["detector"], e["action"]) for e in outputs.events)
     assert drifts == sorted((e["key"], e["n"], "ADWIN", "reset") for e in expected_events)
     assert {e["key"] for e in outputs.events} == set(expected)

@@ -23,7 +23,7 @@ from jobs.produce import publish
 from operators.dead_letters import Reason
 from operators.model_kinds import make_metric
 from tests import datagen
-from tests.flink_support import expected_predictions, run
+from tests.flink_support import expected_predictions, predictions_by_id, run
 from tests.kafka_support import new_topic
 from tests.models import ROOT, example
 from tests.processes import interruptible
@@ -204,10 +204,7 @@ def test_a_streaming_key_idle_past_the_ttl_starts_again_while_a_busy_key_keeps_l
         job.interrupt()
 
     first, _ = river_loop(before, template, "regressor", new_metric)
-    by_id = {}
-    for p in committed.records:
-        assert (p["key"], p["id"]) not in by_id, p
-        by_id[(p["key"], p["id"])] = (p["prediction"], p["model_version"])
+    by_id = predictions_by_id(committed.records)
     assert by_id == expected_predictions(first) | expected_predictions(fresh) | expected_predictions(busy_alone)
     assert sorted(v for (key, _), (_, v) in by_id.items() if key == "busy") == list(range(len(busy)))
     # per-key metrics started again too: k0-k3 never counted their events before and after the gap together
