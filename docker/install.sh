@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs riverflink (not editable) into a Python environment, fetches the
-# Flink Kafka connector jar into $RIVERFLINK_CACHE, and checks the result.
+# Flink Kafka connector jar and builds riverflink's Java operators into
+# $RIVERFLINK_CACHE, and checks the result.
 # The Dockerfile runs it at build time; tests/test_deployment.py runs it into a
 # fresh virtual environment, so the image's install steps are tested without Docker.
 #
@@ -53,7 +54,11 @@ rm -rf "$flink_log"
 # Fetched with Maven by the project's own code, so the image never fetches at run time.
 jar="$("$python_bin" -c 'from jobs.connector import kafka_connector_jar; print(kafka_connector_jar())')"
 [ -s "$jar" ] || { echo "the Kafka connector jar $jar is missing or empty" >&2; exit 1; }
+# riverflink's Java operators, compiled from the installed package's sources.
+operators="$("$python_bin" -c 'from jobs.java_operators import operators_jar; print(operators_jar())')"
+[ -s "$operators" ] || { echo "the operators jar $operators is missing or empty" >&2; exit 1; }
 
 echo "riverflink installed for $python_bin"
 echo "FLINK_HOME=$flink_home"
 echo "Kafka connector: $jar"
+echo "riverflink operators: $operators"

@@ -106,7 +106,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="drop the model and all state of a key idle this long (processing time; default never)")
     run.add_argument("--key-cache-mb", type=float, default=64.0, metavar="MB",
                      help="per learner subtask, keep deserialized key states up to this serialized size between "
-                          "events (state is still written after every event); 0 turns it off (default 64)")
+                          "events; 0 turns it off (default 64)")
+    run.add_argument("--batch-lines", type=int, default=256, metavar="N",
+                     help="thread mode: hand the learner up to N lines per call from Java; 1 turns batching off "
+                          "(default 256)")
+    run.add_argument("--batch-delay", type=float, default=0.01, metavar="S",
+                     help="thread mode: how long a line waits at most for its batch to fill (default 0.01)")
     run.add_argument("--metrics-interval", type=_positive_float, default=10.0, metavar="S")
     run.add_argument("--snapshot-interval", type=_positive_float, default=60.0, metavar="S")
     run.add_argument("--quiet", action="store_true", help="print no summary")
@@ -194,6 +199,8 @@ def _settings(args) -> Settings:
         label_ttl=args.label_ttl,
         key_ttl=args.key_ttl,
         key_cache_mb=args.key_cache_mb,
+        batch_lines=args.batch_lines,
+        batch_delay=args.batch_delay,
         metrics_interval=args.metrics_interval,
         snapshot_interval=args.snapshot_interval,
         job_name=args.job_name,

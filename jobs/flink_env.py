@@ -15,6 +15,7 @@ from pyflink.datastream import CheckpointingMode, RuntimeExecutionMode, StreamEx
 from pyflink.java_gateway import get_gateway
 
 from jobs.connector import kafka_connector_jar
+from jobs.java_operators import operators_jar
 from jobs.settings import Settings, local_path
 
 __all__ = ["create_environment", "flink_configuration", "python_path", "PROJECT_ROOT", "WORKER_HASH_SEED"]
@@ -133,7 +134,10 @@ def create_environment(settings: Settings, checkpoint_dir: str | None) -> Stream
     """
     _expose_python_path()
     _pin_hash_seed()
-    jars = [kafka_connector_jar().as_uri()] if settings.kafka_bootstrap else []  # fetched before the JVM starts
+    # Fetched or built before the JVM starts.
+    jars = [kafka_connector_jar().as_uri()] if settings.kafka_bootstrap else []
+    if settings.batches_lines:
+        jars.append(operators_jar().as_uri())
     config = flink_configuration(settings, checkpoint_dir)
     if settings.jobmanager is None:
         env = StreamExecutionEnvironment.get_execution_environment(config)

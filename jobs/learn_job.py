@@ -11,6 +11,7 @@ import tempfile
 from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
+from jobs.batched_process import batched_process
 from jobs.flink_env import create_environment
 from jobs.kafka_offsets import commit_offsets, end_offsets
 from jobs.keying import key_lines, keyed_by_first_field
@@ -52,6 +53,7 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
             "promotion_window": settings.promotion_window, "promotion_margin": settings.promotion_margin,
             "detector": None if detector is None else dump_state(detector), "on_drift": settings.on_drift,
         }
+    batched = settings.batches_lines
     learner = LearnerFunction(
         templates={name: dump_state(template) for name, template in templates.items()},
         warm_start=settings.warm_start,
@@ -65,13 +67,14 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
         metrics_interval_ms=Settings.ms(settings.metrics_interval),
         snapshot_interval_ms=Settings.ms(settings.snapshot_interval),
         wired=frozenset(tag.tag_id for tag, on in wired.items() if on),
+        batched=batched,
     )
-    predictions = (
-        key_lines(env, lines)
-        .process(learner, output_type=Types.STRING())
-        .name("learn")
-        .uid("learner")
-    )
+    keyed = key_lines(env, lines)
+    if batched:
+        learned = batched_process(keyed, learner, Types.STRING(), settings.batch_lines, Settings.ms(settings.batch_delay))
+    else:
+        learned = keyed.process(learner, output_type=Types.STRING())
+    predictions = learned.name("learn").uid("learner")
 
     sinks = {"predictions": predictions}
     if wired[DEAD_LETTERS]:

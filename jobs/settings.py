@@ -100,6 +100,8 @@ class Settings:
     label_ttl: float | None = None
     key_ttl: float | None = None
     key_cache_mb: float = 64.0  # deserialized key states kept per learner subtask, by serialized size; 0: none
+    batch_lines: int = 256  # thread mode: lines the learner gets per call from Java (1: one call per line)
+    batch_delay: float = 0.01  # seconds a line waits at most for its batch to fill
     metrics_interval: float = 10.0
     metrics_every: int | None = None  # the all-keys metrics are also reported every this many labelled events
     snapshot_interval: float = 60.0
@@ -130,6 +132,10 @@ class Settings:
             raise SettingsError(f"--metrics-every must be at least 1, not {self.metrics_every}")
         if self.key_cache_mb < 0:
             raise SettingsError(f"--key-cache-mb must be zero or more, not {self.key_cache_mb}")
+        if self.batch_lines < 1:
+            raise SettingsError(f"--batch-lines must be at least 1, not {self.batch_lines}")
+        if self.batch_delay < 0:
+            raise SettingsError(f"--batch-delay must be zero or more, not {self.batch_delay}")
         if self.parallelism < 1:
             raise SettingsError(f"--parallelism must be at least 1, not {self.parallelism}")
         for name in ("checkpoint_interval", "metrics_interval", "snapshot_interval", "label_ttl", "key_ttl"):
@@ -209,6 +215,11 @@ class Settings:
     def has_lifecycle(self) -> bool:
         """Whether keys have more than one model to judge or a drift detector (``operators.lifecycle``)."""
         return bool(self.challengers) or self.drift_detector is not None
+
+    @property
+    def batches_lines(self) -> bool:
+        """Whether the learner gets its lines in batches (``jobs.batched_process``): thread mode only."""
+        return self.execution_mode == "thread" and self.batch_lines > 1
 
     @property
     def outputs(self) -> dict[str, str | None]:

@@ -8,11 +8,20 @@ make the learner wait for it.
 Only state transport lives here: read the key's state, hand it to
 ``operators.learning.LearningStep``, store the change, emit. A key's state in
 Flink is an envelope plus a log of the changes since (``state.key_log``), and
-it is current after every event, so whatever a checkpoint barrier captures is
+it is current whenever a checkpoint barrier passes, so a checkpoint holds
 exactly the models as of that point of the stream: recovery replays from
 there and nothing is learned twice. Between events the deserialized state
 stays in a ``state.key_cache.KeyCache``, so a busy key is read from Flink
 only once.
+
+When to write (``batched``): in thread mode, lines come in batches from
+riverflink's Java operator (``jobs.batched_process``), which also hands over
+an empty batch before every checkpoint barrier and at the end of the input.
+Then a key's changes stay in Python (``dirty``) and are written at that empty
+batch, or at the end of the batch in which the cache let the key go, or before
+a failed event is rolled back: a key seen ten times between two barriers is
+written once. Without batches (process mode) nothing announces a barrier, so
+every change is written as it happens.
 
 Timers: every key has an event-time timer at the end of time, which fires when
 a bounded input ends (final metric and model snapshot), and processing-time
@@ -27,6 +36,7 @@ its next event starts from the template.
 
 import base64
 import copy
+import gc
 import logging
 import time
 
@@ -54,6 +64,23 @@ logger = logging.getLogger(__name__)
 END_OF_INPUT = 2**63 - 1  # Flink's maximum watermark: reached only when a bounded input ends
 
 
+GC_THRESHOLDS = (50_000, 20, 100)  # CPython's default is (700, 10, 10)
+
+
+def _tune_garbage_collection() -> None:
+    """Collect cyclic garbage less often than CPython's default.
+
+    A learner holds tens of thousands of long-lived key states, and every new
+    key or replayed state allocates hundreds of objects that survive: with
+    the default thresholds the collector walks them again and again, and
+    unpickling a fresh key state took about three times as long as alone.
+    What PyFlink and river loaded before the first event is frozen, never
+    walked again. Garbage is still collected, in larger rounds.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 class LearnerFunction(KeyedProcessFunction):
     """Keyed learner.
 
@@ -77,6 +104,7 @@ class LearnerFunction(KeyedProcessFunction):
         warm_start: bool = False,
         lifecycle: dict | None = None,
         process_mode: bool = False,
+        batched: bool = False,
     ):
         self.templates = templates
         self.warm_start = warm_start
@@ -89,6 +117,7 @@ class LearnerFunction(KeyedProcessFunction):
         self.key_ttl_ms = key_ttl_ms
         self.cache_bytes = cache_bytes
         self.process_mode = process_mode
+        self.batched = batched
         # Which side outputs the job consumes: PyFlink fails on a record sent to any other.
         self.emits_metrics = METRICS.tag_id in wired
         self.emits_metric_updates = METRIC_UPDATES.tag_id in wired
@@ -97,6 +126,8 @@ class LearnerFunction(KeyedProcessFunction):
         self.emits_events = LIFECYCLE_EVENTS.tag_id in wired
 
     def open(self, runtime_context):
+        if self.batched:  # the interpreter Flink embeds is the learner's alone
+            _tune_garbage_collection()
         templates = {name: load_state(blob) for name, blob in self.templates.items()}
         # A warm start copies what the template has learned; clone() would forget it.
         new_models = {
@@ -118,6 +149,11 @@ class LearnerFunction(KeyedProcessFunction):
         self.key_state = runtime_context.get_state(key_state_descriptor())
         self.key_log = runtime_context.get_list_state(key_log_descriptor())
         self.cache = KeyCache(self.cache_bytes)
+        # Write-back (batched, with a cache): a key's changes reach Flink state by the next barrier.
+        self.write_back = self.batched and self.cache_bytes > 0
+        self.dirty = {}  # key -> LoadedKey whose state is ahead of Flink's, cached or not
+        self.dropped = set()  # dirty keys the cache let go of, written at the end of the batch
+        self.select = None  # the Java context's key selection, known from the first batch
         self.ids = runtime_context.get_map_state(event_ids_descriptor())
         self.expiry = None if self.key_ttl_ms is None else KeyExpiry(self.key_ttl_ms)
         self.last_seen = None if self.expiry is None else runtime_context.get_state(last_seen_descriptor())
@@ -133,10 +169,28 @@ class LearnerFunction(KeyedProcessFunction):
         self.decode_dead_lettered = group.counter("decode_dead_lettered")
         self.process_time = group.distribution("event_process_time_us")
 
-    def process_element(self, line, ctx):
+    def process_element(self, value, ctx):
+        if not self.batched:
+            yield from self._process_line(ctx.get_current_key(), value, ctx)
+            return
+        # A batch from jobs.batched_process: Row(keys, lines). PyFlink's context wraps the Java
+        # one, whose select() makes the next line's key current for state and timers.
+        keys, lines = value[0], value[1]
+        select = self.select = ctx._j_context.select
+        if not keys:  # a checkpoint barrier or the end of the input is next: Flink state must be current
+            self._write_all()
+            return
+        for key, line in zip(keys, lines):
+            select(key)
+            yield from self._process_line(key, line, ctx)
+        if self.dropped:
+            self._write_dropped()
+
+    def _process_line(self, key: str, line: str, ctx):
+        """Learn from one raw event line routed to ``key`` (the current key)."""
         started = time.perf_counter()
         event = decode_event(line)
-        if isinstance(event, DeadLetter) or event.key != ctx.get_current_key():
+        if isinstance(event, DeadLetter) or event.key != key:
             yield from self._reject_line(line, event)
             return
         timers = ctx.timer_service()
@@ -167,6 +221,9 @@ class LearnerFunction(KeyedProcessFunction):
                 if self.emits_snapshots:
                     timers.register_processing_time_timer(next_boundary(now_ms, self.snapshot_interval_ms))
         elif outcome.model_ran:  # the model may have moved without being written: the stored state is the truth
+            unwritten = self.dirty.get(event.key)
+            if unwritten is not None:  # the changes before this event are sound: they join the stored log
+                self._write(event.key, unwritten, may_fold=False)
             self.cache.evict(event.key)
         if outcome.prediction is not None:
             self.predicted.inc()
@@ -227,6 +284,7 @@ class LearnerFunction(KeyedProcessFunction):
                     ids.flush(self._put_ids)
                 else:
                     self._fold(key, loaded)
+                    self._cache(key, loaded)
         if loaded is None or not loaded.reporting:
             return
         state = loaded.state
@@ -250,6 +308,10 @@ class LearnerFunction(KeyedProcessFunction):
         loaded = self.cache.get(key)
         if loaded is not None:
             return loaded
+        loaded = self.dirty.get(key)  # let go by the cache, not written yet: Flink's copy is behind
+        if loaded is not None:
+            self._cache(key, loaded)
+            return loaded
         blob = self.key_state.value()
         entries = list(self.key_log.get() or ())
         if blob is None and not entries:
@@ -262,17 +324,55 @@ class LearnerFunction(KeyedProcessFunction):
             ids.pending.update(self.step.replay(state, entry))
         loaded = LoadedKey(state, envelope_bytes=len(envelope), logged=len(entries), ids=ids,
                            reporting=state.changed_since_new)
-        self.cache.put(key, loaded, loaded.envelope_bytes + ids.cache_bytes)
+        self._cache(key, loaded)
         return loaded
 
+    def _cache(self, key: str, loaded: LoadedKey) -> None:
+        for dropped_key, _ in self.cache.put(key, loaded, loaded.envelope_bytes + loaded.ids.cache_bytes):
+            if dropped_key in self.dirty:
+                self.dropped.add(dropped_key)
+
     def _store(self, key: str, loaded: LoadedKey, replay: tuple) -> None:
-        """Make Flink state hold the key's change: log it, or fold the log into a new envelope."""
-        if self.cache.capacity_bytes == 0 or fold_due(loaded):  # without a cache, every event would replay the log
+        """Make Flink state hold the key's change: now (log it, or fold the log into a new envelope), or by the next barrier."""
+        if self.write_back:
+            loaded.unwritten.append(replay)
+            self.dirty[key] = loaded
+        elif self.cache.capacity_bytes == 0 or fold_due(loaded):  # without a cache, every event would replay the log
             self._fold(key, loaded)
         else:
             self.key_log.add(replay)
             loaded.logged += 1
-            self.cache.put(key, loaded, loaded.envelope_bytes + loaded.ids.cache_bytes)
+        self._cache(key, loaded)
+
+    def _write(self, key: str, loaded: LoadedKey, may_fold: bool = True) -> None:
+        """Write a dirty key's changes to Flink state (``key`` must be current): log them, or fold.
+
+        ``may_fold`` False: the state object is not to be trusted (a model failed
+        half-way through an event), only the changes before it, so they are logged.
+        """
+        del self.dirty[key]
+        entries, loaded.unwritten = loaded.unwritten, []
+        if may_fold and fold_due(loaded, adding=len(entries)):
+            self._fold(key, loaded)
+        else:
+            self.key_log.add_all(entries)
+            loaded.logged += len(entries)
+
+    def _write_all(self) -> None:
+        """Write every dirty key: a checkpoint barrier, or the end of the input, comes next."""
+        for key, loaded in list(self.dirty.items()):
+            self.select(key)
+            self._write(key, loaded)
+        self.dropped.clear()
+
+    def _write_dropped(self) -> None:
+        """Write the dirty keys the cache let go of, so the memory they hold stays bounded by one batch."""
+        for key in self.dropped:
+            loaded = self.dirty.get(key)
+            if loaded is not None and key not in self.cache:  # else it came back, dirty, to the cache
+                self.select(key)
+                self._write(key, loaded)
+        self.dropped.clear()
 
     def _fold(self, key: str, loaded: LoadedKey) -> None:
         """Write the key's whole state and its pending ids, and clear its log, which they now make redundant."""
@@ -282,7 +382,8 @@ class LearnerFunction(KeyedProcessFunction):
         if loaded.logged:
             self.key_log.clear()
         loaded.envelope_bytes, loaded.logged = len(blob), 0
-        self.cache.put(key, loaded, loaded.envelope_bytes + loaded.ids.cache_bytes)
+        if self.dirty.pop(key, None) is not None:  # the envelope holds what was not written yet
+            loaded.unwritten = []
 
     def _put_ids(self, changes: dict) -> None:
         # PyFlink 2.2's process-mode map state iterates put_all's argument as pairs; thread mode's converts a dict.
@@ -293,6 +394,7 @@ class LearnerFunction(KeyedProcessFunction):
         self.key_state.clear()
         self.key_log.clear()
         self.cache.evict(key)
+        self.dirty.pop(key, None)
         self.ids.clear()
         self.last_seen.clear()
         timers.delete_event_time_timer(END_OF_INPUT)  # else a stream of new keys leaves one timer each behind

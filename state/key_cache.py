@@ -1,11 +1,12 @@
 """Deserialized key states kept between events, so a key's next event skips reading and unpickling its bytes.
 
-Flink's keyed state stays the truth: the learner writes a key's bytes back
-after every event that changed it (a checkpoint barrier can pass between any
-two events, and Python functions get no hook before it), and it keeps here
-exactly the object those bytes hold. Whatever leaves the two apart (a model
-that raised half-way through an update, a prediction that may have touched
-the model without being written, a key dropped by its TTL) evicts the key, and
+Flink's keyed state is the truth whenever a checkpoint barrier passes: the
+learner writes a key's changes back after every event, or, when its Java
+operator announces barriers, before each one (``operators.learner``); a key
+the cache lets go with changes not yet written is handed back by ``put`` to
+be written. Whatever leaves the object apart from its changes (a model that
+raised half-way through an update, a prediction that may have touched the
+model without being written, a key dropped by its TTL) evicts the key, and
 its next event reads the bytes again. A new function instance, after a
 restore or a rescale, starts empty.
 
@@ -24,12 +25,18 @@ class KeyCache:
 
     >>> cache = KeyCache(capacity_bytes=100)
     >>> cache.put("a", "A", size=40); cache.put("b", "B", size=40); cache.get("a")
+    []
+    []
     'A'
     >>> cache.put("c", "C", size=40)  # over 100 bytes: "b" is the least recently used
+    [('b', 'B')]
     >>> cache.get("b") is None, len(cache), cache.held_bytes
     (True, 2, 80)
     >>> cache.put("a", "A", size=50); cache.held_bytes  # the same object, grown
+    []
     90
+    >>> cache.put("d", "D", size=101)  # larger than the whole cache: never held
+    [('d', 'D')]
     """
 
     def __init__(self, capacity_bytes: int):
@@ -46,28 +53,35 @@ class KeyCache:
         self._entries.move_to_end(key)
         return entry[0]
 
-    def put(self, key, value, size: int) -> None:
+    def put(self, key, value, size: int) -> list:
+        """Hold ``value`` for ``key``; returns the ``(key, value)`` pairs that left to make room, or ``key``'s own if too large."""
         entry = self._entries.get(key)
         if entry is not None and entry[0] is value:  # the common case: a cached key changed
             self._entries.move_to_end(key)
             if entry[1] == size:
-                return
+                return []
             self._entries[key] = (value, size)
             self.held_bytes += size - entry[1]
         else:
             self.evict(key)
             if size > self.capacity_bytes:
-                return
+                return [(key, value)]
             self._entries[key] = (value, size)
             self.held_bytes += size
+        dropped = []
         while self.held_bytes > self.capacity_bytes:
-            _, (_, dropped) = self._entries.popitem(last=False)
-            self.held_bytes -= dropped
+            old_key, (old_value, old_size) = self._entries.popitem(last=False)
+            self.held_bytes -= old_size
+            dropped.append((old_key, old_value))
+        return dropped
 
     def evict(self, key) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self.held_bytes -= entry[1]
+
+    def __contains__(self, key) -> bool:
+        return key in self._entries
 
     def __len__(self) -> int:
         return len(self._entries)

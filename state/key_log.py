@@ -5,10 +5,11 @@ the event, and grows with the model. So after most events the learner only
 appends the event's replay entry (``LearningStep.replay``: the raw event and
 what it was matched with, a few hundred bytes) to the key's log, and only
 every so often writes the envelope again and clears the log. Both are Flink
-state, current after every event (so are the key's event ids: the changes
-since the envelope are in the log too, ``state.key_ids``), so a checkpoint barrier still captures each
+state, current whenever a checkpoint barrier passes (so are the key's event ids: the changes
+since the envelope are in the log too, ``state.key_ids``), so a checkpoint still captures each
 key exactly as of its place in the stream; restoring replays the log on top of
-the envelope.
+the envelope. Changes written together (``operators.learner``'s write-back)
+are appended, or folded, at once.
 
 How often to fold the log into a new envelope trades a write now against a
 replay later, when the key is read from state again (after a restore, a
@@ -36,15 +37,18 @@ class LoadedKey:
     logged: int  # replay entries stored after that envelope
     ids: typing.Any = None  # the key's event ids (``state.key_ids.KeyIds``), changes since the envelope pending
     reporting: bool = False  # the state has changed since the key was new: it reports metrics and snapshots
+    unwritten: list = dataclasses.field(default_factory=list)  # replay entries not in Flink state yet (write-back)
 
 
-def fold_due(key: LoadedKey) -> bool:
-    """Whether the next change should rewrite the envelope (and clear the log) instead of being logged.
+def fold_due(key: LoadedKey, adding: int = 1) -> bool:
+    """Whether ``adding`` more changes should rewrite the envelope (and clear the log) instead of being logged.
 
     >>> fold_due(LoadedKey(None, envelope_bytes=1_600, logged=14)), fold_due(LoadedKey(None, 1_600, 15))
     (False, True)
     >>> fold_due(LoadedKey(None, envelope_bytes=300_000, logged=63))  # a large tree: at most 64
     True
+    >>> fold_due(LoadedKey(None, envelope_bytes=1_600, logged=0), adding=16)
+    True
     """
     limit = max(MIN_LOGGED, min(MAX_LOGGED, key.envelope_bytes // _BYTES_PER_LOGGED_EVENT))
-    return key.logged + 1 >= limit
+    return key.logged + adding >= limit

@@ -37,6 +37,8 @@ MODEL = f"{EXAMPLES}/regressor.py:model"
         (["--model", MODEL, "--input", "no/such/file.jsonl"], "no such file or directory"),
         (["--model", MODEL], "no input"),
         (["--model", MODEL, "--input", CHICKS, "--parallelism", "0"], "--parallelism must be at least 1"),
+        (["--model", MODEL, "--input", CHICKS, "--batch-lines", "0"], "--batch-lines must be at least 1"),
+        (["--model", MODEL, "--input", CHICKS, "--batch-delay", "-1"], "--batch-delay must be zero or more"),
         (["--model", MODEL, "--input", CHICKS, "--state-backend", "memory"], "invalid choice: 'memory'"),
         (["--model", MODEL, "--input", CHICKS, "--metric", "Nonsense"], "not a metric class"),
         (["--model", MODEL, "--input", CHICKS, "--metric", "Accuracy"], "does not work with a regressor"),

@@ -277,6 +277,11 @@ def test_install_script_installs_a_working_riverflink_into_a_fresh_environment(t
         assert len(jars) == 1 and f"Kafka connector: {jars[0]}" in installed.stdout
         with zipfile.ZipFile(jars[0]) as jar:
             assert "org/apache/flink/connector/kafka/source/KafkaSource.class" in jar.namelist()
+        # Compiled from the installed package's Java sources, by a compiler fetched into the same cache.
+        operators = list(cache.glob("operators/riverflink-operators-*.jar"))
+        assert len(operators) == 1 and f"riverflink operators: {operators[0]}" in installed.stdout
+        with zipfile.ZipFile(operators[0]) as jar:
+            assert "riverflink/BatchedPythonKeyedProcessOperator.class" in jar.namelist()
     finally:
         shutil.rmtree(venv, ignore_errors=True)  # a gigabyte; pytest keeps old tmp dirs around
 

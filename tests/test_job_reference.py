@@ -32,12 +32,26 @@ def real_events(kind: str) -> list[str]:
 @pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_equals_plain_river_at_parallelism_2(kind, backend, tmp_path):
+    _assert_equals_plain_river(kind, tmp_path, state_backend=backend)
+
+
+@pytest.mark.parametrize("options", [
+    {"batch_lines": 1},  # PyFlink's own operator, every change written as it happens
+    {"batch_lines": 7, "batch_delay": 0.0},  # batches cut short, by size and at once by time
+    {"key_cache_mb": 0.004},  # a cache of a few keys: dirty keys it lets go are written at the end of their batch
+    {"key_cache_mb": 0.0},  # no cache: every change folded at once
+], ids=["unbatched", "small-batches", "tiny-cache", "no-cache"])
+def test_how_lines_reach_the_learner_and_when_state_is_written_change_nothing(options, tmp_path):
+    _assert_equals_plain_river("classifier", tmp_path, **options)
+
+
+def _assert_equals_plain_river(kind: str, tmp_path, **options) -> None:
     spec, template, _, new_metric = example(kind)
     real = real_events(kind)
     generated = datagen.to_lines(datagen.many_keys(kind, n_keys=60, n_events=2000))
     inputs = [datagen.write_lines(tmp_path / "real.jsonl", real), datagen.write_lines(tmp_path / "gen.jsonl", generated)]
 
-    outputs = run(tmp_path, spec, inputs, parallelism=2, state_backend=backend)
+    outputs = run(tmp_path, spec, inputs, parallelism=2, **options)
 
     expected, expected_overall = river_loop(real + generated, template, kind, new_metric)
     assert outputs.dead_letters == []

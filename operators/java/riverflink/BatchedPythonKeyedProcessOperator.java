@@ -1,0 +1,201 @@
+package riverflink;
+
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.VoidNamespaceSerializer;
+import org.apache.flink.streaming.api.SimpleTimerService;
+import org.apache.flink.streaming.api.TimerService;
+import org.apache.flink.streaming.api.functions.python.DataStreamPythonFunctionInfo;
+import org.apache.flink.streaming.api.operators.InternalTimer;
+import org.apache.flink.streaming.api.operators.python.embedded.AbstractEmbeddedDataStreamPythonFunctionOperator;
+import org.apache.flink.streaming.api.operators.python.embedded.EmbeddedPythonKeyedProcessOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.types.Row;
+
+import java.util.ArrayList;
+
+/**
+ * PyFlink's thread-mode keyed process operator, handing Python its records in batches.
+ *
+ * <p>Why: in thread mode every record costs a call from Java into Python, a chain of
+ * generators on the Python side and a call back for the current key, whatever the function
+ * does with it. This operator gathers the {@code Row(key, line)} records it receives and
+ * hands Python one {@code Row(first key, Row(keys[], lines[]))} per batch; the Python
+ * function calls {@link Context#select} before each line, so keyed state and timers are
+ * the line's key's, exactly as if the line had come alone.
+ *
+ * <p>A batch never outlives the moment a record would have been processed without it: it
+ * goes to Python when it is full, {@code maxDelayMs} after its first line, and before
+ * anything that must see every earlier record: a checkpoint barrier (so a checkpoint holds
+ * every line that came before it, and no other), a watermark (which fires event-time
+ * timers), a user timer, and the end of the input.
+ *
+ * <p>Before a checkpoint barrier and at the end of the input, Python also gets an empty
+ * batch: the function may keep changes in Python between barriers, and writes them to keyed
+ * state then, so the checkpoint holds every key exactly as of the barrier.
+ */
+public class BatchedPythonKeyedProcessOperator<OUT> extends EmbeddedPythonKeyedProcessOperator<Row, Row, OUT> {
+
+    private static final long serialVersionUID = 1L;
+
+    /** What an empty batch names as its first key: it has none. */
+    private static final String NO_KEY = "";
+
+    private final int maxLines;
+    private final long maxDelayMs;
+
+    private transient ArrayList<String> keys;
+    private transient ArrayList<String> lines;
+    private transient boolean flushScheduled;
+    private transient boolean inputEnded;
+    private transient Context context;
+
+    /**
+     * @param batchTypeInfo what Python receives: {@code Row(STRING, Row(STRING[], STRING[]))}
+     */
+    public BatchedPythonKeyedProcessOperator(
+            Configuration config,
+            DataStreamPythonFunctionInfo pythonFunctionInfo,
+            TypeInformation<Row> batchTypeInfo,
+            TypeInformation<OUT> outputTypeInfo,
+            int maxLines,
+            long maxDelayMs) {
+        super(config, pythonFunctionInfo, batchTypeInfo, outputTypeInfo);
+        if (maxLines < 1 || maxDelayMs < 0) {
+            throw new IllegalArgumentException(
+                    "a batch holds at least one line and waits zero or more ms, not "
+                            + maxLines + " lines and " + maxDelayMs + " ms");
+        }
+        this.maxLines = maxLines;
+        this.maxDelayMs = maxDelayMs;
+    }
+
+    @Override
+    public void open() throws Exception {
+        keys = new ArrayList<>(maxLines);
+        lines = new ArrayList<>(maxLines);
+        // The same timer service the parent builds: timer services are kept by name.
+        TimerService timerService =
+                new SimpleTimerService(
+                        getInternalTimerService("user-timers", VoidNamespaceSerializer.INSTANCE, this));
+        context = new Context(timerService);
+        super.open(); // starts Python, which takes the function context: it must exist by now
+    }
+
+    @Override
+    public Object getFunctionContext() {
+        return context;
+    }
+
+    @Override
+    public void processElement(StreamRecord<Row> element) throws Exception {
+        Row row = element.getValue();
+        keys.add((String) row.getField(0));
+        lines.add((String) row.getField(1));
+        if (keys.size() >= maxLines) {
+            flush();
+        } else if (!flushScheduled) {
+            flushScheduled = true;
+            long due = getProcessingTimeService().getCurrentProcessingTime() + maxDelayMs;
+            getProcessingTimeService().registerTimer(due, time -> {
+                flushScheduled = false;
+                flush();
+            });
+        }
+    }
+
+    private void flush() throws Exception {
+        if (keys.isEmpty()) {
+            return;
+        }
+        Row batch = Row.of(keys.get(0), Row.of(keys.toArray(new String[0]), lines.toArray(new String[0])));
+        keys.clear();
+        lines.clear();
+        setCurrentKey(Row.of(batch.getField(0)));
+        super.processElement(new StreamRecord<>(batch));
+    }
+
+    /**
+     * Hand Python an empty batch: the function must bring Flink state up to date with what it holds.
+     * The current key stays as it is (any key of this subtask's, or none yet): Python selects each key it writes.
+     */
+    private void writeBack() throws Exception {
+        super.processElement(new StreamRecord<>(Row.of(NO_KEY, Row.of(new String[0], new String[0]))));
+    }
+
+    @Override
+    public void processWatermark(Watermark mark) throws Exception {
+        flush();
+        super.processWatermark(mark);
+    }
+
+    @Override
+    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+        if (!inputEnded) { // else Python has closed, and wrote everything when the input ended
+            flush();
+            writeBack();
+        }
+        super.prepareSnapshotPreBarrier(checkpointId);
+    }
+
+    @Override
+    public void endInput() {
+        try {
+            flush();
+            writeBack();
+        } catch (Exception e) {
+            throw new RuntimeException("the last batch of the input failed", e);
+        }
+        inputEnded = true;
+        super.endInput();
+    }
+
+    @Override
+    public void onEventTime(InternalTimer<Row, VoidNamespace> timer) throws Exception {
+        flush();
+        setCurrentKey(timer.getKey()); // the batch moved the current key
+        super.onEventTime(timer);
+    }
+
+    @Override
+    public void onProcessingTime(InternalTimer<Row, VoidNamespace> timer) throws Exception {
+        flush();
+        setCurrentKey(timer.getKey());
+        super.onProcessingTime(timer);
+    }
+
+    @Override
+    public <T> AbstractEmbeddedDataStreamPythonFunctionOperator<T> copy(
+            DataStreamPythonFunctionInfo pythonFunctionInfo, TypeInformation<T> outputTypeInfo) {
+        throw new UnsupportedOperationException("a batched learner is never fused with other Python functions");
+    }
+
+    /** What Python's {@code ctx} wraps: PyFlink's keyed context, plus {@link #select}. */
+    public final class Context {
+
+        private final TimerService timerService;
+
+        Context(TimerService timerService) {
+            this.timerService = timerService;
+        }
+
+        public long timestamp() {
+            return timestamp;
+        }
+
+        public TimerService timerService() {
+            return timerService;
+        }
+
+        public Object getCurrentKey() {
+            return ((Row) BatchedPythonKeyedProcessOperator.this.getCurrentKey()).getField(0);
+        }
+
+        /** Make {@code key} the current key: its state and timers are the ones Python reaches next. */
+        public void select(String key) {
+            setCurrentKey(Row.of(key));
+        }
+    }
+}
