@@ -1,15 +1,17 @@
 """riverflink's own Java operators (``operators/java``), compiled into a jar on first use and cached.
 
-No jar is committed and no JDK is needed: the Eclipse compiler, a jar from
-Maven Central fetched like the Kafka connector, runs on the Java that runs
-Flink. The jar's name holds a digest of the sources and of the Flink jars they
-are compiled against, so a changed source or a new Flink builds a new jar.
+No jar is committed. With a JDK, ``javac`` compiles them; with only a Java
+runtime, the Eclipse compiler does, a jar fetched from Maven Central like the
+Kafka connector. The jar's name holds a digest of the sources and of the
+Flink jars they are compiled against, so a changed source or a new Flink
+builds a new jar.
 """
 
 import hashlib
 import importlib.util
 import logging
 import pathlib
+import shutil
 import subprocess
 import tempfile
 import zipfile
@@ -34,8 +36,19 @@ def _classpath() -> list[pathlib.Path]:
     return jars
 
 
-def operators_jar() -> pathlib.Path:
-    """The jar of ``operators/java``, compiled on first use (about 2 s, plus fetching the compiler once)."""
+def _compiler(name: str | None) -> list[str]:
+    """The command that compiles Java 17 sources: ``javac``, or ``ecj`` (fetched on first use); None: javac if on PATH."""
+    if name is None:
+        name = "javac" if shutil.which("javac") else "ecj"
+    if name == "javac":
+        return ["javac", "--release", "17"]
+    version = ECJ.rsplit(":", 1)[1]
+    jar = fetch_jars(f"ecj-{version}", [ECJ], transitive=False) / f"ecj-{version}.jar"
+    return ["java", "-jar", str(jar), "-17"]
+
+
+def operators_jar(compiler: str | None = None) -> pathlib.Path:
+    """The jar of ``operators/java``, compiled on first use (a few seconds) by ``compiler`` (see ``_compiler``)."""
     sources = sorted(JAVA_SOURCES.rglob("*.java"))
     if not sources:
         raise RiverflinkError(f"no Java sources in {JAVA_SOURCES}")
@@ -48,13 +61,11 @@ def operators_jar() -> pathlib.Path:
     jar = cache_root() / "operators" / f"riverflink-operators-{digest.hexdigest()[:16]}.jar"
     if jar.is_file():
         return jar
-    version = ECJ.rsplit(":", 1)[1]
-    compiler = fetch_jars(f"ecj-{version}", [ECJ], transitive=False) / f"ecj-{version}.jar"
+    command = _compiler(compiler)
     jar.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("compiling %d Java sources into %s", len(sources), jar)
+    logger.info("compiling %d Java sources into %s with %s", len(sources), jar, command[0])
     with tempfile.TemporaryDirectory(prefix="riverflink-javac-") as out:
-        command = ["java", "-jar", str(compiler), "-17", "-nowarn", "-proc:none",
-                   "-cp", ":".join(map(str, classpath)), "-d", out, *map(str, sources)]
+        command += ["-nowarn", "-proc:none", "-cp", ":".join(map(str, classpath)), "-d", out, *map(str, sources)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise RiverflinkError(f"compiling {JAVA_SOURCES} failed: {(done.stdout + done.stderr).strip()[-2000:]}")

@@ -43,6 +43,7 @@ public class BatchedPythonKeyedProcessOperator<OUT> extends EmbeddedPythonKeyedP
     /** What an empty batch names as its first key: it has none. */
     private static final String NO_KEY = "";
 
+    private final TypeInformation<Row> batchTypeInfo;
     private final int maxLines;
     private final long maxDelayMs;
 
@@ -68,6 +69,7 @@ public class BatchedPythonKeyedProcessOperator<OUT> extends EmbeddedPythonKeyedP
                     "a batch holds at least one line and waits zero or more ms, not "
                             + maxLines + " lines and " + maxDelayMs + " ms");
         }
+        this.batchTypeInfo = batchTypeInfo;
         this.maxLines = maxLines;
         this.maxDelayMs = maxDelayMs;
     }
@@ -166,10 +168,12 @@ public class BatchedPythonKeyedProcessOperator<OUT> extends EmbeddedPythonKeyedP
         super.onProcessingTime(timer);
     }
 
+    /** PyFlink fuses Python functions that follow this one (a Kafka sink's keying map) into a copy. */
     @Override
     public <T> AbstractEmbeddedDataStreamPythonFunctionOperator<T> copy(
             DataStreamPythonFunctionInfo pythonFunctionInfo, TypeInformation<T> outputTypeInfo) {
-        throw new UnsupportedOperationException("a batched learner is never fused with other Python functions");
+        return new BatchedPythonKeyedProcessOperator<>(
+                config, pythonFunctionInfo, batchTypeInfo, outputTypeInfo, maxLines, maxDelayMs);
     }
 
     /** What Python's {@code ctx} wraps: PyFlink's keyed context, plus {@link #select}. */
