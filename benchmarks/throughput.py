@@ -80,6 +80,8 @@ def main(argv=None) -> None:
     parser.add_argument("--execution-mode", default="thread")
     parser.add_argument("--checkpoint-interval", type=float, default=10.0)
     parser.add_argument("--key-cache-mb", type=float, default=Settings.key_cache_mb)
+    parser.add_argument("--batch-lines", type=int, default=Settings.batch_lines,
+                        help="lines per call into the learner (thread mode); 1: PyFlink's operator, one call per line")
     parser.add_argument("--cluster", type=int, default=0, metavar="N",
                         help="run on a local cluster of N TaskManagers (one slot each); default: the mini-cluster")
     args = parser.parse_args(argv)
@@ -99,7 +101,7 @@ def main(argv=None) -> None:
                 model=args.model, inputs=(str(data),), predictions=str(work / "predictions"),
                 parallelism=args.parallelism, state_backend=args.state_backend,
                 execution_mode=args.execution_mode, checkpoint_interval=args.checkpoint_interval,
-                key_cache_mb=args.key_cache_mb, jobmanager=jobmanager,
+                key_cache_mb=args.key_cache_mb, batch_lines=args.batch_lines, jobmanager=jobmanager,
             )
             started = time.perf_counter()
             run_job(settings)
@@ -113,7 +115,8 @@ def main(argv=None) -> None:
     where = f"a local cluster of {args.cluster} TaskManagers" if args.cluster else "the mini-cluster"
     print(f"{n:,} events, {len(models):,} keys seen of {args.keys:,}, model {args.model}")
     print(f"job: {where}, parallelism {args.parallelism}, {args.execution_mode} mode, {args.state_backend} state, "
-          f"checkpoints every {args.checkpoint_interval:g} s, key cache {args.key_cache_mb:g} MB")
+          f"checkpoints every {args.checkpoint_interval:g} s, key cache {args.key_cache_mb:g} MB, "
+          f"batches of {args.batch_lines} lines")
     print(f"  bare river loop   {bare_rate:>10,.0f} events/s  peak RSS {bare_rss:>7,.0f} MiB (this process)")
     print(f"  riverflink job    {job_rate:>10,.0f} events/s  peak RSS {job_rss:>7,.0f} MiB (Flink JVMs, Python "
           f"inside in thread mode)  {job_seconds:.1f} s wall clock incl. start-up")
