@@ -5,12 +5,12 @@ stderr and a non-zero exit, before any Flink job is started.
 """
 
 import argparse
-import importlib.util
 import logging
 import os
 import pathlib
 import sys
 
+from jobs.flink_home import FLINK_HOME
 from jobs.settings import EXECUTION_MODES, KAFKA_DELIVERIES, ON_DRIFT, OUTPUT_NAMES, STATE_BACKENDS, Settings
 from state.exceptions import RiverflinkError, SettingsError
 
@@ -20,7 +20,7 @@ logger = logging.getLogger("riverflink")
 
 EXIT_USAGE = 2
 # Where Flink's own log goes: FLINK_LOG_DIR on a configured cluster image, else the wheel's log folder.
-FLINK_LOG_DIR = pathlib.Path(os.environ.get("FLINK_LOG_DIR") or pathlib.Path(importlib.util.find_spec("pyflink").origin).parent / "log")
+FLINK_LOG_DIR = pathlib.Path(os.environ.get("FLINK_LOG_DIR") or FLINK_HOME / "log")
 EXIT_JOB_FAILED = 1
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 

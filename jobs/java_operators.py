@@ -8,7 +8,6 @@ builds a new jar.
 """
 
 import hashlib
-import importlib.util
 import logging
 import pathlib
 import shutil
@@ -16,6 +15,7 @@ import subprocess
 import tempfile
 import zipfile
 
+from jobs.flink_home import FLINK_HOME
 from jobs.maven import cache_root, fetch_jars
 from state.exceptions import RiverflinkError
 
@@ -25,14 +25,13 @@ logger = logging.getLogger(__name__)
 
 JAVA_SOURCES = pathlib.Path(__file__).resolve().parent.parent / "operators" / "java"
 ECJ = "org.eclipse.jdt:ecj:3.33.0"  # the newest that runs on Java 17
-_FLINK_HOME = pathlib.Path(importlib.util.find_spec("pyflink").origin).parent
 
 
 def _classpath() -> list[pathlib.Path]:
     """The Flink jars the sources compile against: the distribution and PyFlink's operators."""
-    jars = sorted((_FLINK_HOME / "lib").glob("flink-dist-*.jar")) + sorted((_FLINK_HOME / "opt").glob("flink-python-*.jar"))
+    jars = sorted((FLINK_HOME / "lib").glob("flink-dist-*.jar")) + sorted((FLINK_HOME / "opt").glob("flink-python-*.jar"))
     if len(jars) != 2:
-        raise RiverflinkError(f"expected flink-dist and flink-python jars in {_FLINK_HOME}, found {jars}")
+        raise RiverflinkError(f"expected flink-dist and flink-python jars in {FLINK_HOME}, found {jars}")
     return jars
 
 

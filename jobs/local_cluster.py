@@ -8,7 +8,6 @@ that ``start`` recorded, after checking each is still the one it started.
 """
 
 import dataclasses
-import importlib.util
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ import urllib.error
 import urllib.request
 
 from jobs.flink_env import WORKER_HASH_SEED, python_path
+from jobs.flink_home import FLINK_HOME
 from jobs.maven import cache_root
 from state.exceptions import RiverflinkError
 
@@ -30,7 +30,6 @@ __all__ = ["FLINK_HOME", "ClusterProcess", "start_cluster", "stop_cluster", "clu
 
 logger = logging.getLogger(__name__)
 
-FLINK_HOME = pathlib.Path(importlib.util.find_spec("pyflink").origin).parent
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
 

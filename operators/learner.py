@@ -350,13 +350,14 @@ class LearnerFunction(KeyedProcessFunction):
         ``may_fold`` False: the state object is not to be trusted (a model failed
         half-way through an event), only the changes before it, so they are logged.
         """
-        del self.dirty[key]
-        entries, loaded.unwritten = loaded.unwritten, []
+        entries = loaded.unwritten
         if may_fold and fold_due(loaded, adding=len(entries)):
             self._fold(key, loaded)
-        else:
-            self.key_log.add_all(entries)
-            loaded.logged += len(entries)
+            return
+        self.key_log.add_all(entries)
+        loaded.logged += len(entries)
+        loaded.unwritten = []
+        del self.dirty[key]
 
     def _write_all(self) -> None:
         """Write every dirty key: a checkpoint barrier, or the end of the input, comes next."""
@@ -382,8 +383,8 @@ class LearnerFunction(KeyedProcessFunction):
         if loaded.logged:
             self.key_log.clear()
         loaded.envelope_bytes, loaded.logged = len(blob), 0
-        if self.dirty.pop(key, None) is not None:  # the envelope holds what was not written yet
-            loaded.unwritten = []
+        loaded.unwritten = []  # the envelope holds whatever was not written yet
+        self.dirty.pop(key, None)
 
     def _put_ids(self, changes: dict) -> None:
         # PyFlink 2.2's process-mode map state iterates put_all's argument as pairs; thread mode's converts a dict.
