@@ -3,14 +3,14 @@
 PyFlink builds the Java operator of ``KeyedStream.process`` itself; this
 builds the same function info and hands it to riverflink's batching subclass
 instead (``operators/java``), which passes the function one batch of
-``(key, line)`` pairs per call. The function must expect batches
+``(key, line)`` pairs per call and splits each string it returns into lines.
+The function must expect batches and may join its output lines
 (``operators.learner.LearnerFunction`` with ``batched=True``). Operator uid,
 state and timers are those of PyFlink's operator, so savepoints move freely
 between the two.
 """
 
 from pyflink.common import Types
-from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream import DataStream, KeyedProcessFunction
 from pyflink.datastream.data_stream import KeyedStream, _create_j_data_stream_python_function_info
 from pyflink.fn_execution import flink_fn_execution_pb2
@@ -23,16 +23,16 @@ __all__ = ["BATCH_TYPE", "batched_process"]
 BATCH_TYPE = Types.ROW([Types.STRING(), Types.ROW([Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING())])])
 
 
-def batched_process(keyed: KeyedStream, function: KeyedProcessFunction, output_type: TypeInformation,
-                    max_lines: int, max_delay_ms: int) -> DataStream:
-    """``keyed.process(function, output_type)``, with up to ``max_lines`` lines per call, none older than ``max_delay_ms``.
+def batched_process(keyed: KeyedStream, function: KeyedProcessFunction, max_lines: int,
+                    max_delay_ms: int) -> DataStream:
+    """``keyed.process(function, Types.STRING())``, up to ``max_lines`` lines per call, none older than ``max_delay_ms``.
 
     ``keyed`` must carry ``Row(key STRING, line STRING)`` (``jobs.keying``).
     """
     j_stream = keyed._j_data_stream
     info = _create_j_data_stream_python_function_info(
         function, flink_fn_execution_pb2.UserDefinedDataStreamFunction.KEYED_PROCESS)
-    j_output_type = output_type.get_java_type_info()
+    j_output_type = Types.STRING().get_java_type_info()
     operator = get_gateway().jvm.riverflink.BatchedPythonKeyedProcessOperator(
         get_j_env_configuration(j_stream.getExecutionEnvironment()), info, BATCH_TYPE.get_java_type_info(),
         j_output_type, max_lines, max_delay_ms)

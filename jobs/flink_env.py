@@ -135,9 +135,9 @@ def create_environment(settings: Settings, checkpoint_dir: str | None) -> Stream
     _expose_python_path()
     _pin_hash_seed()
     # Fetched or built before the JVM starts.
-    jars = [kafka_connector_jar().as_uri()] if settings.kafka_bootstrap else []
-    if settings.batches_lines:
-        jars.append(operators_jar().as_uri())
+    jars = [operators_jar().as_uri()]
+    if settings.kafka_bootstrap:
+        jars.append(kafka_connector_jar().as_uri())
     config = flink_configuration(settings, checkpoint_dir)
     if settings.jobmanager is None:
         env = StreamExecutionEnvironment.get_execution_environment(config)

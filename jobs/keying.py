@@ -7,10 +7,13 @@ learner waits: measured on the trivial graph files -> key -> emit at
 parallelism 1, about 15k events/s with a Python key selector (plus 9k with
 a Python decoder before it) and 40k with the key read in Java.
 
-So Flink SQL's ``JSON_VALUE`` reads the key, in Java, and the learner decodes
-each line itself, in its own thread. A line with no readable scalar key (not
-JSON, no key, a tombstone) goes to the key ``""`` (never a valid event key),
-where the learner turns it into a dead letter with the exact reason.
+So riverflink's own Java map (``operators/java/riverflink/KeyOfLine.java``)
+reads the key, chained to the source, and the learner decodes each line
+itself, in its own thread. (Flink SQL's ``JSON_VALUE`` did this before; its
+planner cost two seconds of every job's start-up.) A line with no readable
+key (not JSON, no key, a tombstone) goes to the key ``""`` (never a valid
+event key), where the learner turns it into a dead letter with the exact
+reason.
 
 Keys are wrapped exactly as PyFlink's ``key_by(..., key_type=STRING)`` wraps
 them (a one-field Row, ``KeyByKeySelector``), so keys fall into the same key
@@ -19,28 +22,30 @@ groups and savepoints written by either restore into the other.
 
 from pyflink.common import Types
 from pyflink.common.typeinfo import TypeInformation
-from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream import DataStream
 from pyflink.datastream.data_stream import KeyedStream
 from pyflink.java_gateway import get_gateway
-from pyflink.table import StreamTableEnvironment
 
-__all__ = ["key_lines", "keyed_by_first_field", "UNROUTABLE"]
+__all__ = ["key_lines", "keyed_by_first_field", "with_keys"]
 
-UNROUTABLE = ""  # where lines without a readable key go: decode_event rejects an empty key
+UNROUTABLE = ""  # the routing key of a line without a readable key: decode_event rejects an empty key
 
 
-def key_lines(env: StreamExecutionEnvironment, lines: DataStream) -> KeyedStream:
+def with_keys(lines: DataStream, missing: str | None) -> DataStream:
+    """``Row(key, value)`` for each JSON line: its ``key`` field as Python reads it, or ``missing``.
+
+    In Java, at the parallelism of ``lines`` and chained to it, so the lines go
+    on down the same channels, in order. Needs the operators jar
+    (``jobs.java_operators``) in the job.
+    """
+    j_lines = lines._j_data_stream
+    j_rows = j_lines.map(get_gateway().jvm.riverflink.KeyOfLine(missing)).setParallelism(j_lines.getParallelism())
+    return DataStream(j_rows)
+
+
+def key_lines(lines: DataStream) -> KeyedStream:
     """Raw event lines keyed by their ``key`` field; the learner receives each line as it came."""
-    table_env = StreamTableEnvironment.create(env)
-    # Read keys at the source's parallelism: the lines then go on down the source's channels, in order.
-    parallelism = lines._j_data_stream.getParallelism()
-    table_env.get_config().set("table.exec.resource.default-parallelism", str(parallelism))
-    source = table_env.from_data_stream(lines)  # one STRING column, f0
-    routed = table_env.sql_query(
-        f"SELECT COALESCE(JSON_VALUE(f0, '$.key'), '{UNROUTABLE}') AS routing_key, f0 AS line FROM {source}"
-    )
-    rows = table_env.to_append_stream(routed, Types.ROW([Types.STRING(), Types.STRING()]))
-    return keyed_by_first_field(rows, Types.STRING())
+    return keyed_by_first_field(with_keys(lines, UNROUTABLE).name("key"), Types.STRING())
 
 
 def keyed_by_first_field(rows: DataStream, value_type: TypeInformation) -> KeyedStream:

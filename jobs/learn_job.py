@@ -69,9 +69,9 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
         wired=frozenset(tag.tag_id for tag, on in wired.items() if on),
         batched=batched,
     )
-    keyed = key_lines(env, lines)
+    keyed = key_lines(lines)
     if batched:
-        learned = batched_process(keyed, learner, Types.STRING(), settings.batch_lines, Settings.ms(settings.batch_delay))
+        learned = batched_process(keyed, learner, settings.batch_lines, Settings.ms(settings.batch_delay))
     else:
         learned = keyed.process(learner, output_type=Types.STRING())
     predictions = learned.name("learn").uid("learner")

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
+QUICK_JIT = "-XX:TieredStopAtLevel=1"  # the JobManager's and TaskManagers' JIT: see _configuration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,9 @@ def _configuration(port: int, rpc_port: int, slots: int, home: pathlib.Path) -> 
         f"execution.checkpointing.savepoint-dir={(home / 'savepoints').as_uri()}",
         # A TaskManager killed with -9 is declared lost after 10 s, not the default 50 s.
         "heartbeat.interval=2000", "heartbeat.timeout=10000",
+        # Only the quick JIT compiler (C1): Python does the heavy work here, the Java around it is thin,
+        # and C2's compiles otherwise take a core from the learners for the first tens of seconds.
+        f"env.java.opts.jobmanager={QUICK_JIT}", f"env.java.opts.taskmanager={QUICK_JIT}",
     ]
 
 

@@ -6,13 +6,12 @@ whole record as the key, so Kafka outputs go through the Table API's Kafka
 connector, which takes the key from a column, attached to the same job.
 """
 
-import json
-
-from pyflink.common import Encoder, Row, Types
+from pyflink.common import Encoder
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig, RollingPolicy
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
 
+from jobs.keying import with_keys
 from jobs.settings import Settings, kafka_topic_of
 
 __all__ = ["add_sinks", "TRANSACTION_TIMEOUT_MS"]
@@ -20,8 +19,6 @@ __all__ = ["add_sinks", "TRANSACTION_TIMEOUT_MS"]
 # A Kafka broker's default cap on transactions (transaction.max.timeout.ms); KafkaSink's own default
 # (1 h) is refused by such brokers. A job down longer than this loses its open transaction's outputs.
 TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
-
-_KEYED = Types.ROW_NAMED(["key", "value"], [Types.STRING(), Types.STRING()])
 
 
 def _file_sink(path: str, name: str) -> FileSink:
@@ -34,12 +31,6 @@ def _file_sink(path: str, name: str) -> FileSink:
         .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
         .build()
     )
-
-
-def keyed(record: str) -> Row:
-    """A JSON output record with its entity key beside it (None for all-keys metrics and unreadable records)."""
-    key = json.loads(record).get("key")
-    return Row(None if key is None else str(key), record)
 
 
 def _kafka_table(settings: Settings, topic: str, name: str) -> TableDescriptor:
@@ -71,7 +62,8 @@ def add_sinks(env: StreamExecutionEnvironment, settings: Settings, streams: dict
         if topic is None:
             stream.sink_to(_file_sink(destination, name.replace("_", "-"))).name(f"sink-{name}").uid(f"sink-{name}")
         else:
-            kafka_outputs[name] = (topic, stream.map(keyed, output_type=_KEYED).name(f"key-{name}").uid(f"key-{name}"))
+            # Rows (key, value), the key None for all-keys metrics: the record key, in Java.
+            kafka_outputs[name] = (topic, with_keys(stream, None).name(f"key-{name}").uid(f"key-{name}"))
     if not kafka_outputs:
         return
     table_env = StreamTableEnvironment.create(env)

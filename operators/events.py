@@ -10,10 +10,13 @@ import dataclasses
 import datetime
 import json
 import math
+import re
+
+import orjson
 
 from operators.dead_letters import DeadLetter, Reason
 
-__all__ = ["Event", "decode_event"]
+__all__ = ["Event", "decode_event", "parse_json"]
 
 
 # Not frozen: a frozen dataclass's __init__ costs four times as much, once or more per event.
@@ -57,7 +60,7 @@ def decode_event(line: str | None) -> Event | DeadLetter:
     if line is None:
         return DeadLetter("", Reason.NO_VALUE, "a record with no value (a Kafka tombstone) is not an event")
     try:
-        record = json.loads(line)
+        record = parse_json(line)
     except ValueError as exc:
         return DeadLetter(line, Reason.NOT_JSON, str(exc))
     if not isinstance(record, dict):
@@ -76,6 +79,27 @@ def decode_event(line: str | None) -> Event | DeadLetter:
     if x is None and event_id is None:
         return DeadLetter(line, Reason.NOTHING_TO_DO, "a label without 'x' needs the 'id' of its prediction", key)
     return Event(key=key, x=x, y=y, id=event_id, ts=ts, raw=line)
+
+
+_LONG_DIGITS = re.compile(r"\d{19}")  # orjson reads an integer beyond 64 bits as a float
+
+
+def parse_json(line: str):
+    """``json.loads(line)``, the same objects, by orjson where it gives them: about five times faster.
+
+    What orjson refuses (NaN, Infinity, lone surrogates, ...) or would read
+    differently (integers of 19 digits or more) is left to ``json.loads``,
+    which accepts it or says what is wrong.
+
+    >>> parse_json('{"a": [1, 2.5, null]}'), parse_json('{"a": NaN}'), parse_json('[12345678901234567890]')
+    ({'a': [1, 2.5, None]}, {'a': nan}, [12345678901234567890])
+    """
+    if _LONG_DIGITS.search(line) is None:
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(line)
 
 
 def _key(record: dict) -> str:

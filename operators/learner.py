@@ -21,7 +21,8 @@ Then a key's changes stay in Python (``dirty``) and are written at that empty
 batch, or at the end of the batch in which the cache let the key go, or before
 a failed event is rolled back: a key seen ten times between two barriers is
 written once. Without batches (process mode) nothing announces a barrier, so
-every change is written as it happens.
+every change is written as it happens. A batch's predictions go back as one
+string of lines, which the Java operator emits one record each.
 
 Timers: every key has an event-time timer at the end of time, which fires when
 a bounded input ends (final metric and model snapshot), and processing-time
@@ -170,8 +171,11 @@ class LearnerFunction(KeyedProcessFunction):
         self.process_time = group.distribution("event_process_time_us")
 
     def process_element(self, value, ctx):
+        predictions, side_outputs = [], []
         if not self.batched:
-            yield from self._process_line(ctx.get_current_key(), value, ctx)
+            self._process_line(ctx.get_current_key(), value, ctx, predictions, side_outputs)
+            yield from predictions
+            yield from side_outputs
             return
         # A batch from jobs.batched_process: Row(keys, lines). PyFlink's context wraps the Java
         # one, whose select() makes the next line's key current for state and timers.
@@ -182,16 +186,19 @@ class LearnerFunction(KeyedProcessFunction):
             return
         for key, line in zip(keys, lines):
             select(key)
-            yield from self._process_line(key, line, ctx)
+            self._process_line(key, line, ctx, predictions, side_outputs)
         if self.dropped:
             self._write_dropped()
+        yield from side_outputs
+        if predictions:  # one string for the batch: the Java operator emits each line as its own record
+            yield "\n".join(predictions)
 
-    def _process_line(self, key: str, line: str, ctx):
-        """Learn from one raw event line routed to ``key`` (the current key)."""
+    def _process_line(self, key: str, line: str, ctx, predictions: list, side_outputs: list) -> None:
+        """Learn from one raw event line routed to ``key`` (the current key); outputs go to the two lists."""
         started = time.perf_counter()
         event = decode_event(line)
         if isinstance(event, DeadLetter) or event.key != key:
-            yield from self._reject_line(line, event)
+            self._reject_line(line, event, side_outputs)
             return
         timers = ctx.timer_service()
         now_ms = time.time_ns() // 1_000_000  # Flink's processing time is this clock; reading it here skips a JVM call
@@ -229,21 +236,21 @@ class LearnerFunction(KeyedProcessFunction):
             self.predicted.inc()
             if self.label_ttl_ms is not None and event.y is None and event.id is not None:
                 timers.register_processing_time_timer(next_boundary(now_ms + self.label_ttl_ms, 1000))
-            yield outcome.prediction.to_json()
+            predictions.append(outcome.prediction.to_json())
         if outcome.learned:
             self.learned.inc()
         if self.emits_metric_updates:
             if outcome.metric_update is not None:
-                yield METRIC_UPDATES, Row(ALL_KEYS, outcome.metric_update)
+                side_outputs.append((METRIC_UPDATES, Row(ALL_KEYS, outcome.metric_update)))
             for name, update in outcome.model_updates:
-                yield METRIC_UPDATES, Row(name, update)
+                side_outputs.append((METRIC_UPDATES, Row(name, update)))
         if self.emits_events:
             for record in outcome.events:
-                yield LIFECYCLE_EVENTS, to_json(record)
+                side_outputs.append((LIFECYCLE_EVENTS, to_json(record)))
         if outcome.dead_letter is not None:
             self.dead_lettered.inc()
             if self.emits_dead_letters:
-                yield DEAD_LETTERS, outcome.dead_letter.to_json()
+                side_outputs.append((DEAD_LETTERS, outcome.dead_letter.to_json()))
         if outcome.duplicate:
             self.duplicates.inc()
         self.sampled += 1
@@ -256,14 +263,14 @@ class LearnerFunction(KeyedProcessFunction):
         self.learned.flush()
         self.keys_read.flush()
 
-    def _reject_line(self, line, decoded):
+    def _reject_line(self, line, decoded, side_outputs: list) -> None:
         """A line that is no event of this key: not one at all, or one whose key Java read differently."""
-        if not isinstance(decoded, DeadLetter):  # e.g. a key too large for JSON_VALUE to write out exactly
-            detail = f"the key {decoded.key!r} cannot be routed exactly as written; use a string"
+        if not isinstance(decoded, DeadLetter):  # a key Java and Python read differently, such as odd escapes
+            detail = f"the key {decoded.key!r} cannot be routed exactly as written; use a plain string"
             decoded = DeadLetter(line, Reason.INVALID_KEY, detail, decoded.key)
         self.decode_dead_lettered.inc()
         if self.emits_dead_letters:
-            yield DEAD_LETTERS, decoded.to_json()
+            side_outputs.append((DEAD_LETTERS, decoded.to_json()))
 
     def on_timer(self, timestamp, ctx):
         now_ms = ctx.timer_service().current_processing_time()

@@ -1,11 +1,13 @@
 """The edge: raw lines to Events or dead letters with stable reasons."""
 
 import json
+import random
+import re
 
 import pytest
 
 from operators.dead_letters import RAW_LIMIT, DeadLetter, Reason
-from operators.events import Event, decode_event
+from operators.events import Event, decode_event, parse_json
 from tests.test_job_guarantees import BAD_RECORDS
 
 
@@ -46,3 +48,39 @@ def test_dead_letter_keeps_the_key_when_it_could_be_read_and_truncates_raw():
 
 def test_reason_codes_are_all_listed():
     assert {reason for _, reason in BAD_RECORDS} <= Reason.ALL
+
+
+def _typed(value):
+    """``value`` with every leaf's type beside it: 1 and 1.0 and True are equal in Python, not here."""
+    if isinstance(value, dict):
+        return {name: _typed(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    return (type(value).__name__, repr(value))
+
+
+NUMBERS = ["0", "-0", "-0.0", "0.1", "1e22", "1E-7", "5e-324", "1.7976931348623157e308", "2.2250738585072014e-308",
+           "123456789012345678", "-999999999999999999", "9223372036854775807", "18446744073709551616",
+           "123456789012345678901234567890", "0.30000000000000004", "1e400", "-1e400", "NaN", "Infinity", "-Infinity"]
+
+
+@pytest.mark.parametrize("line", [
+    *(f'{{"key": "k", "x": {{"f": {number}}}, "y": {number}}}' for number in NUMBERS),
+    '{"key": "k", "key": 3}', '{"key": "caf\\u00e9 \\ud83d\\ude00 \\u2603", "x": {"\\n": true, "b": null}}',
+    '{"key": "\\ud800 lone"}', '{"key": "a"} x', '[1, [2, {"a": []}]]', '"text"', "", "{", '{"a": 01}',
+])
+def test_the_fast_parser_reads_what_json_loads_reads(line):
+    try:
+        expected = _typed(json.loads(line))
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
+            parse_json(line)
+        return
+    assert _typed(parse_json(line)) == expected
+
+
+def test_the_fast_parser_reads_floats_to_the_last_bit():
+    generator = random.Random(7)
+    values = [generator.uniform(-1e6, 1e6) for _ in range(2000)] + [generator.gauss(0, 1e-5) for _ in range(2000)]
+    line = json.dumps({"x": {f"f{i}": value for i, value in enumerate(values)}})
+    assert _typed(parse_json(line)) == _typed(json.loads(line))

@@ -6,6 +6,7 @@ import zipfile
 import pytest
 
 from jobs import java_operators
+from operators.events import decode_event
 
 CLASSES = {"riverflink/BatchedPythonKeyedProcessOperator.class", "riverflink/BatchedPythonKeyedProcessOperator$Context.class"}
 
@@ -46,3 +47,37 @@ def test_a_source_that_does_not_compile_fails_with_the_compilers_message(tmp_pat
     with pytest.raises(java_operators.RiverflinkError, match="Broken.java"):
         java_operators.operators_jar("javac")
     assert not list((tmp_path / "cache").rglob("*.jar"))
+
+
+LINES = [
+    '{"key": "a", "x": {"f": 1}}', '{"key": 7, "y": 1}', '{"key": -0, "y": 1}',
+    '{"key": 123456789012345678901234567890, "y": 1}', '{"key": "caf\\u00e9 \\"q\\"\\n", "y": 1}',
+    '{"key": "\u2603 snow", "y": 1}', '{"key": "a", "key": "b", "y": 1}', '{"id": "e", "x": {"key": "x"}, "key": "k"}',
+    '{"key": "a", "x": {"f": NaN}, "y": -Infinity}', '{"key": "a", "x": [1, {"key": "b"}]}', '{"key": "a", "y": 1} x',
+    # no key Python would route by: these go to the unroutable key
+    '{"key": "a", "key": null, "y": 1}', '{"x": {"key": "nested"}, "y": 1}', '{"key": 1.5, "y": 1}',
+    '{"key": true, "y": 1}', '{"key": ["a"], "y": 1}', '{"key": {"a": 1}, "y": 1}', '{"key": "", "y": 1}',
+    '[1, 2]', '"key"', 'not json', '', '{"key": "a"', '{"key": "a", "y": }', None,
+]
+
+
+@pytest.fixture(scope="module")
+def key_of_line():
+    """``riverflink.KeyOfLine`` in the test process's JVM, with the operators jar on its class path."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import add_jars_to_context_class_loader
+
+    add_jars_to_context_class_loader([java_operators.operators_jar().as_uri()])
+    return get_gateway().jvm.riverflink.KeyOfLine
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_java_routes_each_line_by_the_key_python_reads_in_it(key_of_line, line):
+    routed = key_of_line("").map(line)
+    assert (routed.getField(0), routed.getField(1)) == (decode_event(line).key or "", line)
+
+
+def test_an_output_line_without_a_key_gets_none_for_its_kafka_record_key(key_of_line):
+    keyed = key_of_line(None)
+    assert keyed.map('{"key": null, "metric": "Accuracy", "value": 0.5}').getField(0) is None
+    assert keyed.map('{"key": "k", "prediction": 1.0}').getField(0) == "k"

@@ -1,13 +1,16 @@
 """The Flink-free learning step against plain river, for every model kind and every rule of SPEC §1."""
 
+import collections
 import json
 import random
+
+import numpy
 
 import pytest
 
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import decode_event
-from operators.learning import KeyExpiry, LearningStep
+from operators.learning import KeyExpiry, LearningStep, Prediction, to_json
 from state.envelope import dump_state, load_state
 from state.exceptions import StateError
 from tests import datagen
@@ -254,3 +257,23 @@ def test_a_replay_that_changes_nothing_fails_loudly():
     assert kept is not None  # a label's entry carries the prediction it was matched with
     with pytest.raises(StateError, match="did not change its state as it first did"):
         step.replay(step.new_state(), (raw, None, now_ms))  # as if the log had lost what the label belongs to
+
+
+@pytest.mark.parametrize("prediction, extras", [
+    (True, {"proba": {False: 0.25, True: 0.75}}),
+    ("caf\u00e9 \"quoted\"\n", {"proba": {"a": 1.0, 3: 0.0, None: 1e-300}}),
+    (float("nan"), {}),
+    (float("-inf"), {"score": float("inf")}),
+    (None, {"proba": {}}),
+    (2**70, {"score": -0.0}),
+    (numpy.float64(0.5), {}),  # not plain: the encoder writes it
+    (1.5, {"proba": collections.OrderedDict(a=0.5)}),
+    ([1, 2], {"interval": (0.1, 0.2)}),
+])
+@pytest.mark.parametrize("event_id, ts", [(None, None), ("e\u2603", 1.7e9), (7, 12)])
+def test_a_prediction_line_is_what_the_json_encoder_writes(prediction, extras, event_id, ts):
+    served = Prediction("key \u00e9", event_id, ts, prediction, 3, extras)
+    expected = {"key": "key \u00e9", "id": event_id, "ts": ts, "prediction": prediction, "model_version": 3}
+    for name, value in extras.items():
+        expected[name] = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+    assert served.to_json() == to_json(expected)

@@ -8,11 +8,18 @@ import org.apache.flink.streaming.api.SimpleTimerService;
 import org.apache.flink.streaming.api.TimerService;
 import org.apache.flink.streaming.api.functions.python.DataStreamPythonFunctionInfo;
 import org.apache.flink.streaming.api.operators.InternalTimer;
+import org.apache.flink.streaming.api.operators.Output;
+import org.apache.flink.streaming.api.operators.TimestampedCollector;
 import org.apache.flink.streaming.api.operators.python.embedded.AbstractEmbeddedDataStreamPythonFunctionOperator;
 import org.apache.flink.streaming.api.operators.python.embedded.EmbeddedPythonKeyedProcessOperator;
+import org.apache.flink.runtime.event.WatermarkEvent;
 import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.LatencyMarker;
+import org.apache.flink.streaming.runtime.streamrecord.RecordAttributes;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
 import org.apache.flink.types.Row;
+import org.apache.flink.util.OutputTag;
 
 import java.util.ArrayList;
 
@@ -35,15 +42,18 @@ import java.util.ArrayList;
  * <p>Before a checkpoint barrier and at the end of the input, Python also gets an empty
  * batch: the function may keep changes in Python between barriers, and writes them to keyed
  * state then, so the checkpoint holds every key exactly as of the barrier.
+ *
+ * <p>Outputs come back in batches too: each string the function returns may hold several
+ * output lines, joined by {@code '\n'} (JSON lines never hold a raw one), and leaves this
+ * operator as one record per line.
  */
-public class BatchedPythonKeyedProcessOperator<OUT> extends EmbeddedPythonKeyedProcessOperator<Row, Row, OUT> {
+public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProcessOperator<Row, Row, String> {
 
     private static final long serialVersionUID = 1L;
 
     /** What an empty batch names as its first key: it has none. */
     private static final String NO_KEY = "";
 
-    private final TypeInformation<Row> batchTypeInfo;
     private final int maxLines;
     private final long maxDelayMs;
 
@@ -60,7 +70,7 @@ public class BatchedPythonKeyedProcessOperator<OUT> extends EmbeddedPythonKeyedP
             Configuration config,
             DataStreamPythonFunctionInfo pythonFunctionInfo,
             TypeInformation<Row> batchTypeInfo,
-            TypeInformation<OUT> outputTypeInfo,
+            TypeInformation<String> outputTypeInfo,
             int maxLines,
             long maxDelayMs) {
         super(config, pythonFunctionInfo, batchTypeInfo, outputTypeInfo);
@@ -69,7 +79,6 @@ public class BatchedPythonKeyedProcessOperator<OUT> extends EmbeddedPythonKeyedP
                     "a batch holds at least one line and waits zero or more ms, not "
                             + maxLines + " lines and " + maxDelayMs + " ms");
         }
-        this.batchTypeInfo = batchTypeInfo;
         this.maxLines = maxLines;
         this.maxDelayMs = maxDelayMs;
     }
@@ -84,6 +93,7 @@ public class BatchedPythonKeyedProcessOperator<OUT> extends EmbeddedPythonKeyedP
                         getInternalTimerService("user-timers", VoidNamespaceSerializer.INSTANCE, this));
         context = new Context(timerService);
         super.open(); // starts Python, which takes the function context: it must exist by now
+        collector = new TimestampedCollector<>(new LinesOutput(output));
     }
 
     @Override
@@ -168,12 +178,72 @@ public class BatchedPythonKeyedProcessOperator<OUT> extends EmbeddedPythonKeyedP
         super.onProcessingTime(timer);
     }
 
-    /** PyFlink fuses Python functions that follow this one (a Kafka sink's keying map) into a copy. */
+    /**
+     * PyFlink fuses a Python function that follows this one into a copy, which would hand it
+     * the joined lines: riverflink's graph has none, and any other graph must not.
+     */
     @Override
     public <T> AbstractEmbeddedDataStreamPythonFunctionOperator<T> copy(
             DataStreamPythonFunctionInfo pythonFunctionInfo, TypeInformation<T> outputTypeInfo) {
-        return new BatchedPythonKeyedProcessOperator<>(
-                config, pythonFunctionInfo, batchTypeInfo, outputTypeInfo, maxLines, maxDelayMs);
+        throw new UnsupportedOperationException(
+                "the batched learner's outputs are joined lines: no Python operator may be fused after it; "
+                        + "follow it with a Java operator, or disable chaining before the Python one");
+    }
+
+    /** Passes on each line of what Python returned as its own record, with the batch's timestamp. */
+    private static final class LinesOutput implements Output<StreamRecord<String>> {
+
+        private final Output<StreamRecord<String>> output;
+
+        LinesOutput(Output<StreamRecord<String>> output) {
+            this.output = output;
+        }
+
+        @Override
+        public void collect(StreamRecord<String> record) {
+            String lines = record.getValue();
+            int start = 0;
+            for (int end = lines.indexOf('\n'); end >= 0; end = lines.indexOf('\n', start)) {
+                output.collect(record.replace(lines.substring(start, end)));
+                start = end + 1;
+            }
+            output.collect(start == 0 ? record : record.replace(lines.substring(start)));
+        }
+
+        @Override
+        public <X> void collect(OutputTag<X> outputTag, StreamRecord<X> record) {
+            output.collect(outputTag, record);
+        }
+
+        @Override
+        public void emitWatermark(Watermark mark) {
+            output.emitWatermark(mark);
+        }
+
+        @Override
+        public void emitWatermark(WatermarkEvent watermark) {
+            output.emitWatermark(watermark);
+        }
+
+        @Override
+        public void emitWatermarkStatus(WatermarkStatus watermarkStatus) {
+            output.emitWatermarkStatus(watermarkStatus);
+        }
+
+        @Override
+        public void emitLatencyMarker(LatencyMarker latencyMarker) {
+            output.emitLatencyMarker(latencyMarker);
+        }
+
+        @Override
+        public void emitRecordAttributes(RecordAttributes recordAttributes) {
+            output.emitRecordAttributes(recordAttributes);
+        }
+
+        @Override
+        public void close() {
+            output.close();
+        }
     }
 
     /** What Python's {@code ctx} wraps: PyFlink's keyed context, plus {@link #select}. */
