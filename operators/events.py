@@ -10,7 +10,6 @@ import dataclasses
 import datetime
 import json
 import math
-import re
 
 import orjson
 
@@ -81,25 +80,37 @@ def decode_event(line: str | None) -> Event | DeadLetter:
     return Event(key=key, x=x, y=y, id=event_id, ts=ts, raw=line)
 
 
-_LONG_DIGITS = re.compile(r"\d{19}")  # orjson reads an integer beyond 64 bits as a float
+_LARGE = 2.0**63  # orjson reads an integer beyond 64 bits as a float, and no float smaller than this
 
 
 def parse_json(line: str):
-    """``json.loads(line)``, the same objects, by orjson where it gives them: about five times faster.
+    """``json.loads(line)`` as far as events go, by orjson where it gives the same: about three times faster.
 
-    What orjson refuses (NaN, Infinity, lone surrogates, ...) or would read
-    differently (integers of 19 digits or more) is left to ``json.loads``,
-    which accepts it or says what is wrong.
+    What orjson refuses (NaN, Infinity, lone surrogates, ...) is left to
+    ``json.loads``, which accepts it or says what is wrong; so is an object
+    whose event fields (``key``, ``id``, ``y``, ``ts``, the features) hold a
+    float of 2**63 or more, which may have been a larger integer.
 
-    >>> parse_json('{"a": [1, 2.5, null]}'), parse_json('{"a": NaN}'), parse_json('[12345678901234567890]')
-    ({'a': [1, 2.5, None]}, {'a': nan}, [12345678901234567890])
+    >>> parse_json('{"x": {"a": 1, "b": 2.5}, "y": null}'), parse_json('{"y": NaN}')
+    ({'x': {'a': 1, 'b': 2.5}, 'y': None}, {'y': nan})
+    >>> parse_json('{"key": 123456789012345678901234567890}')
+    {'key': 123456789012345678901234567890}
     """
-    if _LONG_DIGITS.search(line) is None:
-        try:
-            return orjson.loads(line)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(line)
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+    if type(record) is dict:
+        for name in ("key", "id", "y", "ts"):
+            value = record.get(name)
+            if type(value) is float and not -_LARGE < value < _LARGE:
+                return json.loads(line)
+        features = record.get("x")
+        if type(features) is dict:
+            for value in features.values():
+                if type(value) is float and not -_LARGE < value < _LARGE:
+                    return json.loads(line)
+    return record
 
 
 def _key(record: dict) -> str:

@@ -68,8 +68,9 @@ NUMBERS = ["0", "-0", "-0.0", "0.1", "1e22", "1E-7", "5e-324", "1.79769313486231
     *(f'{{"key": "k", "x": {{"f": {number}}}, "y": {number}}}' for number in NUMBERS),
     '{"key": "k", "key": 3}', '{"key": "caf\\u00e9 \\ud83d\\ude00 \\u2603", "x": {"\\n": true, "b": null}}',
     '{"key": "\\ud800 lone"}', '{"key": "a"} x', '[1, [2, {"a": []}]]', '"text"', "", "{", '{"a": 01}',
+    '{"id": 123456789012345678901234567890, "ts": -98765432109876543210, "x": {"a": 1e19, "b": -1e19}}',
 ])
-def test_the_fast_parser_reads_what_json_loads_reads(line):
+def test_the_fast_parser_reads_events_as_json_loads_does(line):
     try:
         expected = _typed(json.loads(line))
     except ValueError as exc:
