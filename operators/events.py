@@ -60,7 +60,7 @@ def decode_event(line: str | None) -> Event | DeadLetter:
         return DeadLetter("", Reason.NO_VALUE, "a record with no value (a Kafka tombstone) is not an event")
     try:
         record = parse_json(line)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
         return DeadLetter(line, Reason.NOT_JSON, str(exc))
     if not isinstance(record, dict):
         return DeadLetter(line, Reason.NOT_OBJECT, f"a JSON {type(record).__name__} is not an event object")
