@@ -53,11 +53,13 @@ LINES = [
     '{"key": "a", "x": {"f": 1}}', '{"key": 7, "y": 1}', '{"key": -0, "y": 1}',
     '{"key": 123456789012345678901234567890, "y": 1}', '{"key": "caf\\u00e9 \\"q\\"\\n", "y": 1}',
     '{"key": "\u2603 snow", "y": 1}', '{"key": "a", "key": "b", "y": 1}', '{"id": "e", "x": {"key": "x"}, "key": "k"}',
-    '{"key": "a", "x": {"f": NaN}, "y": -Infinity}', '{"key": "a", "x": [1, {"key": "b"}]}', '{"key": "a", "y": 1} x',
+    '{"key": "a", "x": {"f": NaN}, "y": -Infinity}', '{"key": "a", "x": [1, {"key": "b"}]}',
+    '{"key": ' + "7" * 4300 + ', "y": 1}', '{"key": "k", "snapshot": "' + "A" * 30_000_000 + '"}',
     # no key Python would route by: these go to the unroutable key
     '{"key": "a", "key": null, "y": 1}', '{"x": {"key": "nested"}, "y": 1}', '{"key": 1.5, "y": 1}',
     '{"key": true, "y": 1}', '{"key": ["a"], "y": 1}', '{"key": {"a": 1}, "y": 1}', '{"key": "", "y": 1}',
-    '[1, 2]', '"key"', 'not json', '', '{"key": "a"', '{"key": "a", "y": }', None,
+    '[1, 2]', '"key"', 'not json', '', '{"key": "a"', '{"key": "a", "y": }', '{"key": "a", "y": 1} x',
+    '{"key": ' + "7" * 4301 + ', "y": 1}', '{"key": "a", "x": ' + "[" * 1500, None,
 ]
 
 

@@ -7,6 +7,7 @@ import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.StreamReadConstraints;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.JsonReadFeature;
 import org.apache.flink.types.Row;
 
@@ -36,8 +37,19 @@ public class KeyOfLine implements MapFunction<String, Row>, ResultTypeQueryable<
     /** Never a valid event key: the learner rejects an empty key. */
     public static final String UNROUTABLE = "";
 
+    /**
+     * What Python reads: NaN and Infinity, strings of any length (a model snapshot's), and
+     * integers of up to 4,300 digits ({@code sys.int_info.default_max_str_digits}).
+     */
     private static final JsonFactory JSON =
-            JsonFactory.builder().enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS).build();
+            JsonFactory.builder()
+                    .enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS)
+                    .streamReadConstraints(
+                            StreamReadConstraints.builder()
+                                    .maxStringLength(Integer.MAX_VALUE)
+                                    .maxNumberLength(4300)
+                                    .build())
+                    .build();
 
     private final String missing;
 
