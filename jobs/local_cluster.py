@@ -25,7 +25,7 @@ from jobs.flink_home import FLINK_HOME
 from jobs.maven import cache_root
 from state.exceptions import RiverflinkError
 
-__all__ = ["FLINK_HOME", "ClusterProcess", "start_cluster", "stop_cluster", "cluster_dir", "cluster_processes",
+__all__ = ["ClusterProcess", "start_cluster", "stop_cluster", "cluster_dir", "cluster_processes",
            "rest_get"]
 
 logger = logging.getLogger(__name__)

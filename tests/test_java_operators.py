@@ -1,4 +1,4 @@
-"""riverflink's Java operators compile from the sources, with a JDK's javac or with the fetched Eclipse compiler."""
+"""riverflink's Java operators: they compile from the sources (javac or the fetched Eclipse compiler), and route as Python reads."""
 
 import subprocess
 import zipfile

@@ -5,7 +5,6 @@ import json
 import random
 
 import numpy
-
 import pytest
 
 from operators.dead_letters import DeadLetter, Reason
