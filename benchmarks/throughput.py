@@ -8,8 +8,9 @@ models, predict_one then learn_one, no fault tolerance. The job is the full
 riverflink graph (file in, predictions out, checkpoints on), on the embedded
 mini-cluster or, with ``--cluster N``, on a local standalone cluster of N
 TaskManagers with one slot each (started before the clock starts, like a
-cluster that is already running), timed by wall clock including the job's
-start-up. The machines are shared and noisy: compare the ratio, not the
+cluster that is already running: ``riverflink cluster start`` runs its
+warm-up job, unless ``--cold-cluster``), timed by wall clock including the
+job's start-up. The machines are shared and noisy: compare the ratio, not the
 absolute figures.
 """
 
@@ -63,7 +64,7 @@ def flink(args, work: pathlib.Path):
         return
     port, rpc_port = free_ports(2)
     home = work / "cluster"
-    start_cluster(args.cluster, 1, port, rpc_port, home)
+    start_cluster(args.cluster, 1, port, rpc_port, home, warm=not args.cold_cluster)
     try:
         yield f"127.0.0.1:{port}", lambda: sum(peak_rss_mib(p.pid) for p in cluster_processes(home))
     finally:
@@ -84,6 +85,8 @@ def main(argv=None) -> None:
                         help="lines per call into the learner (thread mode); 1: PyFlink's operator, one call per line")
     parser.add_argument("--cluster", type=int, default=0, metavar="N",
                         help="run on a local cluster of N TaskManagers (one slot each); default: the mini-cluster")
+    parser.add_argument("--cold-cluster", action="store_true",
+                        help="with --cluster: no warm-up job first, so the job pays for the TaskManagers' Python start")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="riverflink-bench-") as workdir:
@@ -112,7 +115,9 @@ def main(argv=None) -> None:
             raise SystemExit(f"the job served {served} predictions for {n} events")
         job_rate = n / job_seconds
 
-    where = f"a local cluster of {args.cluster} TaskManagers" if args.cluster else "the mini-cluster"
+    where = "the mini-cluster"
+    if args.cluster:
+        where = f"a {'cold' if args.cold_cluster else 'warmed-up'} local cluster of {args.cluster} TaskManagers"
     print(f"{n:,} events, {len(models):,} keys seen of {args.keys:,}, model {args.model}")
     print(f"job: {where}, parallelism {args.parallelism}, {args.execution_mode} mode, {args.state_backend} state, "
           f"checkpoints every {args.checkpoint_interval:g} s, key cache {args.key_cache_mb:g} MB, "

@@ -162,6 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     cluster.add_argument("--port", type=int, default=8081, help="the JobManager's REST port")
     cluster.add_argument("--rpc-port", type=int, default=6123, help="the JobManager's RPC port")
     cluster.add_argument("--dir", help="config, logs, pids, checkpoints (default: ~/.cache/riverflink/flink-cluster-PORT)")
+    cluster.add_argument("--no-warm-up", dest="warm", action="store_false",
+                         help="start: report the cluster ready without its warm-up job (the first job then starts slower)")
 
     for name, purpose in (("savepoint", "take a savepoint of a running job"),
                           ("stop", "stop a running job with a savepoint and print its path")):
@@ -372,7 +374,7 @@ def _cluster(args) -> int:
     from jobs.local_cluster import start_cluster, stop_cluster
 
     if args.action == "start":
-        processes = start_cluster(args.taskmanagers, args.slots, args.port, args.rpc_port, args.dir)
+        processes = start_cluster(args.taskmanagers, args.slots, args.port, args.rpc_port, args.dir, args.warm)
         pids = ", ".join(f"{p.name} {p.pid}" for p in processes)
         print(f"Flink cluster running: REST and web UI on http://127.0.0.1:{args.port} ({pids})")
     elif stop_cluster(args.port, args.dir):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime
+import os
 import pathlib
 import re
 import urllib.parse
@@ -10,7 +11,7 @@ from state.exceptions import SettingsError
 
 __all__ = [
     "Settings", "STATE_BACKENDS", "EXECUTION_MODES", "OUTPUT_NAMES", "KAFKA_DELIVERIES", "ON_DRIFT", "KAFKA_OFFSETS",
-    "kafka_topic_of", "parse_start_offset", "local_path",
+    "kafka_topic_of", "parse_start_offset", "local_path", "worker_location",
 ]
 
 STATE_BACKENDS = ("hashmap", "rocksdb")
@@ -30,18 +31,38 @@ def kafka_topic_of(destination: str | None) -> str | None:
     return destination.removeprefix(KAFKA_SCHEME)
 
 
+def _scheme(location: str) -> str | None:
+    """The URI scheme of ``location`` (``file``, ``s3``), None for a plain path."""
+    scheme, colon, _ = location.partition(":")
+    return scheme if colon and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]+", scheme) else None
+
+
 def local_path(location: str) -> pathlib.Path | None:
     """The local path a location names (``/x``, ``x``, ``file:/x``, ``file:///x``); None for a remote one (``s3://``).
 
     >>> local_path("file:/tmp/sp"), local_path("s3://bucket/sp")
     (PosixPath('/tmp/sp'), None)
     """
-    scheme, colon, rest = location.partition(":")
-    if not colon or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]+", scheme):
+    scheme = _scheme(location)
+    if scheme is None:
         return pathlib.Path(location)
     if scheme != "file":
         return None
     return pathlib.Path(urllib.parse.urlparse(location).path)
+
+
+def worker_location(location: str) -> str:
+    """``location`` as Flink's workers must be given it: a relative path made absolute here, anything else as it is.
+
+    A relative ``--input`` or ``--out`` means relative to where riverflink
+    runs, but a cluster's TaskManagers run in a folder of their own.
+
+    >>> import os; worker_location("out/p") == os.path.join(os.getcwd(), "out/p"), worker_location("s3://b/p")
+    (True, 's3://b/p')
+    """
+    if _scheme(location) is None and not os.path.isabs(location):
+        return os.path.abspath(location)
+    return location
 
 
 def parse_start_offset(text: str) -> str | int:

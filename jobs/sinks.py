@@ -12,7 +12,7 @@ from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, 
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
 
 from jobs.keying import with_keys
-from jobs.settings import Settings, kafka_topic_of
+from jobs.settings import Settings, kafka_topic_of, worker_location
 
 __all__ = ["add_sinks", "TRANSACTION_TIMEOUT_MS"]
 
@@ -60,7 +60,8 @@ def add_sinks(env: StreamExecutionEnvironment, settings: Settings, streams: dict
         destination = settings.outputs[name]
         topic = kafka_topic_of(destination)
         if topic is None:
-            stream.sink_to(_file_sink(destination, name.replace("_", "-"))).name(f"sink-{name}").uid(f"sink-{name}")
+            sink = _file_sink(worker_location(destination), name.replace("_", "-"))
+            stream.sink_to(sink).name(f"sink-{name}").uid(f"sink-{name}")
         else:
             # Rows (key, value), the key None for all-keys metrics: the record key, in Java.
             kafka_outputs[name] = (topic, with_keys(stream, None).name(f"key-{name}").uid(f"key-{name}"))

@@ -15,13 +15,14 @@ from pyflink.datastream.connectors.kafka import (
 from pyflink.java_gateway import get_gateway
 from pyflink.util.java_utils import get_java_class
 
-from jobs.settings import Settings, parse_start_offset
+from jobs.settings import Settings, parse_start_offset, worker_location
 
 __all__ = ["event_lines"]
 
 
 def _file_source(settings: Settings) -> FileSource:
-    builder = FileSource.for_record_stream_format(StreamFormat.text_line_format(), *settings.inputs)
+    builder = FileSource.for_record_stream_format(
+        StreamFormat.text_line_format(), *map(worker_location, settings.inputs))
     if settings.watch_inputs is not None:  # unbounded: files that appear later are read too, each once
         builder.monitor_continuously(Duration.of_millis(Settings.ms(settings.watch_inputs)))
     return builder.build()

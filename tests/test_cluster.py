@@ -17,6 +17,8 @@ import threading
 import pytest
 from river import drift, metrics
 
+from jobs.cluster_warm_up import WARM_UP_JOB_NAME
+from jobs.flink_env import _code_bundle
 from jobs.learn_job import run_job
 from jobs.local_cluster import rest_get
 from jobs.metric_reports import final_metrics
@@ -39,9 +41,31 @@ KIND = "classifier"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with local_cluster(tmp_path_factory.mktemp("cluster")) as (jobmanager, processes):
+def cluster_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("cluster")
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_home):
+    with local_cluster(cluster_home) as (jobmanager, processes):
         yield jobmanager, processes
+
+
+def test_a_started_cluster_has_warmed_up_every_taskmanager_in_its_own_folder(cluster, cluster_home):
+    """``riverflink cluster start`` runs the learner on every TaskManager before it returns (``jobs.cluster_warm_up``).
+
+    Their working folders, with the job blobs they keep, are the cluster's own,
+    not ``/tmp/tm_<resource id>`` shared by every local cluster.
+    """
+    jobmanager, processes = cluster
+    jobs = _rest(jobmanager, "/jobs/overview")["jobs"]
+    warm_ups = [job for job in jobs if job["name"] == WARM_UP_JOB_NAME]
+    assert len(warm_ups) == 1 and warm_ups[0]["state"] == "FINISHED", jobs
+    taskmanagers = {p.name for p in processes if p.role == "taskmanager"}
+    assert learner_taskmanagers(jobmanager, warm_ups[0]["jid"]) == taskmanagers
+    for name in taskmanagers:
+        blobs = cluster_home / "work" / f"tm_{name}" / "blobStorage"
+        assert (blobs / f"job_{warm_ups[0]['jid']}").is_dir(), sorted(blobs.iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -221,21 +245,24 @@ def _failures(jobmanager: str, job: str) -> list:
     return _rest(jobmanager, f"/jobs/{job}/exceptions")["exceptionHistory"]["entries"]
 
 
-def _riverflink(*args) -> subprocess.CompletedProcess:
+def _riverflink(*args, cwd=ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "jobs.cli", *args], capture_output=True, text=True, timeout=300,
-                          cwd=ROOT)
+                          cwd=cwd)
 
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_an_attached_run_ships_the_project_and_exits_with_the_job(cluster, stream, mode, tmp_path):
-    """The cluster's workers have no riverflink on their path (``jobs.local_cluster``): each job brings its own."""
+    """The cluster's workers have no riverflink on their path (``jobs.local_cluster``): each job brings its own.
+
+    Relative paths are the client's, not the TaskManagers' working folder.
+    """
     jobmanager, _ = cluster
     lines = stream[:400]
     spec = f"{ROOT / 'tests/fixtures/code_origin.py'}:model"
     out = tmp_path / "out"
+    datagen.write_lines(tmp_path / "events.jsonl", lines)
     ran = _riverflink("run", "--jobmanager", jobmanager, "--model", spec, "--execution-mode", mode,
-                      "--input", datagen.write_lines(tmp_path / "events.jsonl", lines), "--checkpoint-interval", "1",
-                      "--out", str(out))
+                      "--input", "events.jsonl", "--checkpoint-interval", "1", "--out", "out", cwd=tmp_path)
     assert ran.returncode == 0 and "riverflink run finished" in ran.stdout, ran.stdout + ran.stderr
 
     models = load_latest_models(str(out / "models-out"))
@@ -243,6 +270,8 @@ def test_an_attached_run_ships_the_project_and_exits_with_the_job(cluster, strea
     assert len(origins) == 1, origins
     origin = origins.pop()
     assert origin.parts[-2:] == ("operators", "learner.py") and not origin.is_relative_to(ROOT), origin
+    # Nor the code of the cluster's warm-up job, which this process submitted: the TaskManagers ran that first.
+    assert _code_bundle().name not in origin.parts, origin
     expected, _ = river_loop(lines, load_template(spec)[0], KIND, lambda: None)
     assert predictions_by_id(read_records(str(out / "predictions"))) == expected_predictions(expected)
 
