@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKER_BOOT = pathlib.Path(__file__).resolve().parent / "worker_boot"  # see its sitecustomize.py
 WORKER_HASH_SEED = "0"
-CODE_PACKAGES = ("jobs", "operators", "state")  # what a job ships to a cluster's workers (and worker_boot/sitecustomize.py forgets)
+# What a job ships to a cluster's workers, and what worker_boot/sitecustomize.py forgets of an earlier job.
+CODE_PACKAGES = ("jobs", "operators", "state")
 # Restarts after a failure: 1, 2, 4, 8, 16, 30 s apart, then the job fails. Long enough to outlast
 # a lost TaskManager's heartbeat timeout; short enough that a job broken for good fails within
 # about a minute instead of retrying forever (Flink's default with checkpointing).
