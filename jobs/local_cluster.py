@@ -167,7 +167,7 @@ def start_cluster(taskmanagers: int = 1, slots: int = 1, port: int = 8081, rpc_p
             warm_up(f"127.0.0.1:{port}", taskmanagers * slots, home)
         except Exception as exc:
             _abandon(launched, home)
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise RiverflinkError(f"the cluster started but could not run its warm-up job ({first_line}); "
                                   f"see {home / 'log'}") from exc
     return processes

@@ -25,17 +25,15 @@ import java.math.BigInteger;
  * <p>The key is the one Python's {@code json.loads} and {@code str()} give: the last
  * top-level {@code "key"} of the object, a string as it is, an integer written in full.
  * A line with no such key (not JSON, not an object, a null, float, bool or nested key, a
- * Kafka tombstone) gets {@code missing}. For routing that is {@link #UNROUTABLE}, where the
- * learner turns the line into a dead letter with the exact reason; the learner decodes every
- * line itself and refuses one whose key differs from the one it was routed by, so this only
- * has to agree with Python on valid events.
+ * Kafka tombstone) gets {@code missing}. For routing that is {@code ""} ({@code
+ * jobs.keying.UNROUTABLE}, never a valid event key), where the learner turns the line into a
+ * dead letter with the exact reason; the learner decodes every line itself and refuses one
+ * whose key differs from the one it was routed by, so this only has to agree with Python on
+ * valid events.
  */
 public class KeyOfLine implements MapFunction<String, Row>, ResultTypeQueryable<Row> {
 
     private static final long serialVersionUID = 1L;
-
-    /** Never a valid event key: the learner rejects an empty key. */
-    public static final String UNROUTABLE = "";
 
     /**
      * What Python reads: NaN and Infinity, strings of any length (a model snapshot's), and
@@ -53,7 +51,7 @@ public class KeyOfLine implements MapFunction<String, Row>, ResultTypeQueryable<
 
     private final String missing;
 
-    /** @param missing the key of a line without one: {@link #UNROUTABLE} to route events, null for Kafka outputs */
+    /** @param missing the key of a line without one: {@code ""} to route events, null for Kafka outputs */
     public KeyOfLine(String missing) {
         this.missing = missing;
     }
