@@ -19,9 +19,9 @@ import urllib.request
 
 from benchmarks.generate import zipf_stream
 from jobs.learn_job import run_job
-from jobs.local_cluster import rest_get, start_cluster, stop_cluster
-from jobs.local_kafka import free_ports, start_broker, stop_broker
-from jobs.produce import publish
+from jobs.local.cluster import rest_get, start_cluster, stop_cluster
+from jobs.local.kafka import free_ports, start_broker, stop_broker
+from jobs.cli.produce import publish
 from jobs.settings import Settings
 from state.destinations import read_records
 

@@ -25,11 +25,11 @@ import time
 from benchmarks.generate import write
 from benchmarks.memory import java_descendants, peak_rss_mib
 from jobs.learn_job import run_job
-from jobs.local_cluster import cluster_processes, start_cluster, stop_cluster
-from jobs.local_kafka import free_ports
+from jobs.local.cluster import cluster_processes, start_cluster, stop_cluster
+from jobs.local.kafka import free_ports
 from jobs.model_spec import load_template
 from jobs.settings import Settings
-from operators.learning import KeyState
+from operators.learning_step import KeyState
 from state.destinations import committed_files
 from state.envelope import dump_state
 

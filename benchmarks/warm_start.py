@@ -18,7 +18,7 @@ import tempfile
 
 import cloudpickle
 
-from jobs.evaluate import evaluate
+from jobs.cli.evaluate import evaluate
 from jobs.model_spec import load_template
 from jobs.settings import Settings
 from state.destinations import read_records

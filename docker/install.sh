@@ -28,15 +28,15 @@ import sys
 import pyflink  # noqa: F401
 import river  # noqa: F401
 
-import jobs.flink_env
+import jobs.runtime.environment
 
 project = pathlib.Path(sys.argv[1])
-installed = pathlib.Path(jobs.flink_env.__file__).parent
+installed = pathlib.Path(jobs.runtime.environment.__file__).parent
 if installed.is_relative_to(project):
     sys.exit(f"jobs was imported from the checkout ({installed}), not from the installed package")
-# Flink's embedded interpreter needs it (see jobs/worker_boot/sitecustomize.py).
-if not (jobs.flink_env.WORKER_BOOT / "sitecustomize.py").is_file():
-    sys.exit(f"{jobs.flink_env.WORKER_BOOT}/sitecustomize.py is missing from the installed package")
+# Flink's embedded interpreter needs it (see jobs/runtime/worker_boot/sitecustomize.py).
+if not (jobs.runtime.environment.WORKER_BOOT / "sitecustomize.py").is_file():
+    sys.exit(f"{jobs.runtime.environment.WORKER_BOOT}/sitecustomize.py is missing from the installed package")
 PY
 
 flink_home="$("$python_bin" -c 'import os, pyflink; print(os.path.dirname(pyflink.__file__))')"
@@ -52,10 +52,10 @@ env -u FLINK_CONF_DIR -u FLINK_LIB_DIR FLINK_HOME="$flink_home" FLINK_LOG_DIR="$
 rm -rf "$flink_log"
 
 # Fetched with Maven by the project's own code, so the image never fetches at run time.
-jar="$("$python_bin" -c 'from jobs.connector import kafka_connector_jar; print(kafka_connector_jar())')"
+jar="$("$python_bin" -c 'from jobs.runtime.jars import kafka_connector_jar; print(kafka_connector_jar())')"
 [ -s "$jar" ] || { echo "the Kafka connector jar $jar is missing or empty" >&2; exit 1; }
 # riverflink's Java operators, compiled from the installed package's sources.
-operators="$("$python_bin" -c 'from jobs.java_operators import operators_jar; print(operators_jar())')"
+operators="$("$python_bin" -c 'from jobs.runtime.jars import operators_jar; print(operators_jar())')"
 [ -s "$operators" ] || { echo "the operators jar $operators is missing or empty" >&2; exit 1; }
 
 echo "riverflink installed for $python_bin"

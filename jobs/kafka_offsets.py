@@ -15,7 +15,7 @@ import logging
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from jobs.produce import python_option
+from jobs.cli.produce import python_option
 from jobs.settings import Settings
 from state.exceptions import SettingsError
 

@@ -11,15 +11,15 @@ import tempfile
 from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
-from jobs.batched_process import batched_process
-from jobs.flink_env import create_environment
+from operators.batching import batched_process
+from jobs.runtime.environment import create_environment
 from jobs.kafka_offsets import commit_offsets, end_offsets
-from jobs.keying import key_lines, keyed_by_first_field
+from operators.keying import key_lines, keyed_by_first_field
 from jobs.model_spec import load_template
 from jobs.settings import Settings
 from jobs.sinks import add_sinks
 from jobs.sources import event_lines
-from operators.learner import LearnerFunction
+from operators.learner_function import LearnerFunction
 from operators.lifecycle import LifecyclePolicy, make_detector
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, LIFECYCLE_EVENTS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS

@@ -239,7 +239,7 @@ class Settings:
 
     @property
     def batches_lines(self) -> bool:
-        """Whether the learner gets its lines in batches (``jobs.batched_process``): thread mode only."""
+        """Whether the learner gets its lines in batches (``operators.batching``): thread mode only."""
         return self.execution_mode == "thread" and self.batch_lines > 1
 
     @property

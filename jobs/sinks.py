@@ -11,7 +11,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig, RollingPolicy
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
 
-from jobs.keying import with_keys
+from operators.keying import with_keys
 from jobs.settings import Settings, kafka_topic_of, worker_location
 
 __all__ = ["add_sinks", "TRANSACTION_TIMEOUT_MS"]

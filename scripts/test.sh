@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export PYTHONHASHSEED=0  # same string hashing as the job's Python workers (jobs/flink_env.py)
+export PYTHONHASHSEED=0  # same string hashing as the job's Python workers (jobs/runtime/environment.py)
 exec .venv/bin/python -m pytest "$@"

@@ -2,7 +2,7 @@
 
 Flink's keyed state is the truth whenever a checkpoint barrier passes: the
 learner writes a key's changes back after every event, or, when its Java
-operator announces barriers, before each one (``operators.learner``); a key
+operator announces barriers, before each one (``operators.learner_function``); a key
 the cache lets go with changes not yet written is handed back by ``put`` to
 be written. Whatever leaves the object apart from its changes (a model that
 raised half-way through an update, a prediction that may have touched the

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from jobs.flink_env import WORKER_HASH_SEED
-from tests.kafka_support import local_broker
+from jobs.runtime.environment import WORKER_HASH_SEED
+from tests.support.kafka import local_broker
 
 
 def pytest_configure(config):

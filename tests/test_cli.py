@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.models import DATA, EXAMPLES
+from tests.support.models import DATA, EXAMPLES
 
 RIVERFLINK = [sys.executable, "-m", "jobs.cli"]
 ROOT = EXAMPLES.parent

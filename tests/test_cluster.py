@@ -17,25 +17,25 @@ import threading
 import pytest
 from river import drift, metrics
 
-from jobs.cluster_warm_up import WARM_UP_JOB_NAME
-from jobs.flink_env import _code_bundle
+from jobs.local.warm_up import WARM_UP_JOB_NAME
+from jobs.runtime.environment import _code_bundle
 from jobs.learn_job import run_job
-from jobs.local_cluster import rest_get
-from jobs.metric_reports import final_metrics
+from jobs.local.cluster import rest_get
+from jobs.cli.metric_reports import final_metrics
 from jobs.model_spec import load_template
-from jobs.produce import publish
-from jobs.savepoints import stop_with_savepoint
+from jobs.cli.produce import publish
+from jobs.cli.savepoints import stop_with_savepoint
 from jobs.settings import Settings, local_path
 from state.destinations import read_records
 from state.snapshots import load_latest_models
-from tests import datagen
-from tests.cluster_support import job_state, learner_taskmanagers, local_cluster, wait_until
-from tests.flink_support import expected_lifecycle_predictions, expected_predictions, predictions_by_id
-from tests.kafka_support import new_topic, send_steadily
-from tests.lifecycle_data import CHALLENGER, CHAMPION, linear_and_xor_keys, logistic, on_product
-from tests.models import ROOT, example
-from tests.processes import command_line, descendants
-from tests.reference import lifecycle_loop, river_loop, same_model
+from tests.support import datagen
+from tests.support.cluster import job_state, learner_taskmanagers, local_cluster, wait_until
+from tests.support.flink import expected_lifecycle_predictions, expected_predictions, predictions_by_id
+from tests.support.kafka import new_topic, send_steadily
+from tests.support.lifecycle_data import CHALLENGER, CHAMPION, linear_and_xor_keys, logistic, on_product
+from tests.support.models import ROOT, example
+from tests.support.processes import command_line, descendants
+from tests.support.reference import lifecycle_loop, river_loop, same_model
 
 KIND = "classifier"
 
@@ -52,7 +52,7 @@ def cluster(cluster_home):
 
 
 def test_a_started_cluster_has_warmed_up_every_taskmanager_in_its_own_folder(cluster, cluster_home):
-    """``riverflink cluster start`` runs the learner on every TaskManager before it returns (``jobs.cluster_warm_up``).
+    """``riverflink cluster start`` runs the learner on every TaskManager before it returns (``jobs.local.warm_up``).
 
     Their working folders, with the job blobs they keep, are the cluster's own,
     not ``/tmp/tm_<resource id>`` shared by every local cluster.
@@ -252,7 +252,7 @@ def _riverflink(*args, cwd=ROOT) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_an_attached_run_ships_the_project_and_exits_with_the_job(cluster, stream, mode, tmp_path):
-    """The cluster's workers have no riverflink on their path (``jobs.local_cluster``): each job brings its own.
+    """The cluster's workers have no riverflink on their path (``jobs.local.cluster``): each job brings its own.
 
     Relative paths are the client's, not the TaskManagers' working folder.
     """

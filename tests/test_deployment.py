@@ -28,9 +28,9 @@ import yaml
 from kafka import KafkaConsumer
 
 from jobs.cli import _parser, _settings
-from jobs.local_kafka import free_ports, start_broker, stop_broker
+from jobs.local.kafka import free_ports, start_broker, stop_broker
 from jobs.model_spec import load_template
-from tests.models import ROOT
+from tests.support.models import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]

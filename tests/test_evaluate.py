@@ -9,14 +9,14 @@ import pytest
 from river import evaluate as river_evaluate
 from river import metrics, naive_bayes, stream
 
-from jobs.evaluate import SERVED, evaluate
-from jobs.metric_reports import final_metrics
-from jobs.produce import publish
+from jobs.cli.evaluate import SERVED, evaluate
+from jobs.cli.metric_reports import final_metrics
+from jobs.cli.produce import publish
 from jobs.settings import Settings
 from state.destinations import read_records
-from tests.kafka_support import new_topic
-from tests.models import DATA, EXAMPLES, example
-from tests.reference import lifecycle_loop
+from tests.support.kafka import new_topic
+from tests.support.models import DATA, EXAMPLES, example
+from tests.support.reference import lifecycle_loop
 from tests.test_cli import riverflink
 
 CHALLENGER = "river.naive_bayes:GaussianNB"

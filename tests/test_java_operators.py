@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from jobs import java_operators
+from jobs.runtime import jars as java_operators
 from operators.events import decode_event
 
 CLASSES = {"riverflink/BatchedPythonKeyedProcessOperator.class", "riverflink/BatchedPythonKeyedProcessOperator$Context.class"}

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from operators.dead_letters import Reason
-from tests import datagen
-from tests.flink_support import expected_predictions, run
-from tests.models import DATA, example
-from tests.reference import river_loop, same_model
+from tests.support import datagen
+from tests.support.flink import expected_predictions, run
+from tests.support.models import DATA, example
+from tests.support.reference import river_loop, same_model
 
 
 def test_delayed_labels_match_plain_river_with_the_same_delays(tmp_path):

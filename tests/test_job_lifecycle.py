@@ -8,13 +8,13 @@ import cloudpickle
 import pytest
 from river import drift, metrics
 
-from tests import datagen
-from tests.flink_support import expected_lifecycle_predictions, expected_predictions, run
-from tests.lifecycle_data import (
+from tests.support import datagen
+from tests.support.flink import expected_lifecycle_predictions, expected_predictions, run
+from tests.support.lifecycle_data import (
     CHALLENGER, CHAMPION, NEVER_FORGETS, flipping_concept, gaussian_nb, linear_and_xor_keys, logistic, on_product,
 )
-from tests.models import example
-from tests.reference import lifecycle_loop, river_loop, same_model
+from tests.support.models import example
+from tests.support.reference import lifecycle_loop, river_loop, same_model
 from tests.test_cli import riverflink
 
 

@@ -10,10 +10,10 @@ import json
 import pytest
 from river import evaluate
 
-from tests import datagen
-from tests.flink_support import expected_predictions, run
-from tests.models import DATA, example
-from tests.reference import KINDS, river_loop, same_model
+from tests.support import datagen
+from tests.support.flink import expected_predictions, run
+from tests.support.models import DATA, example
+from tests.support.reference import KINDS, river_loop, same_model
 
 
 def real_events(kind: str) -> list[str]:

@@ -14,15 +14,15 @@ import time
 import pytest
 
 from jobs.cli import FLINK_LOG_DIR
-from jobs.produce import publish
+from jobs.cli.produce import publish
 from operators.dead_letters import Reason
 from state.destinations import read_records
-from tests import datagen
-from tests.flink_support import expected_predictions, run
-from tests.kafka_support import new_topic, read_topic, send
-from tests.models import DATA, ROOT, example
-from tests.processes import descendants, interruptible
-from tests.reference import river_loop, same_model
+from tests.support import datagen
+from tests.support.flink import expected_predictions, run
+from tests.support.kafka import new_topic, read_topic, send
+from tests.support.models import DATA, ROOT, example
+from tests.support.processes import descendants, interruptible
+from tests.support.reference import river_loop, same_model
 
 SECRET = "hunter2-never-logged"
 # Given to source and sink; unused on a PLAINTEXT listener, but handed to every Kafka client the job creates.

@@ -19,15 +19,15 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from benchmarks.key_ttl import checkpoint_bytes, keys_in_checkpoint, latest_checkpoint, new_key_events
 from jobs.model_spec import load_template
-from jobs.produce import publish
+from jobs.cli.produce import publish
 from operators.dead_letters import Reason
 from operators.model_kinds import make_metric
-from tests import datagen
-from tests.flink_support import expected_predictions, predictions_by_id, run
-from tests.kafka_support import new_topic
-from tests.models import ROOT, example
-from tests.processes import interruptible
-from tests.reference import river_loop
+from tests.support import datagen
+from tests.support.flink import expected_predictions, predictions_by_id, run
+from tests.support.kafka import new_topic
+from tests.support.models import ROOT, example
+from tests.support.processes import interruptible
+from tests.support.reference import river_loop
 
 PAUSING_MODEL = '''
 import time

@@ -9,12 +9,12 @@ import pytest
 
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import decode_event
-from operators.learning import KeyExpiry, LearningStep, Prediction, to_json
+from operators.learning_step import KeyExpiry, LearningStep, Prediction, to_json
 from state.envelope import dump_state, load_state
 from state.exceptions import StateError
-from tests import datagen
-from tests.models import example
-from tests.reference import KINDS, river_loop, same_model
+from tests.support import datagen
+from tests.support.models import example
+from tests.support.reference import KINDS, river_loop, same_model
 
 
 def drive(step: LearningStep, lines, clock=lambda: 0, expiry: KeyExpiry | None = None):

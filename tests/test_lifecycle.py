@@ -7,16 +7,16 @@ import pytest
 from river import drift, metrics
 
 from operators.events import decode_event
-from operators.learning import LearningStep
+from operators.learning_step import LearningStep
 from operators.lifecycle import LifecyclePolicy
 from operators.model_kinds import Kind
 from state.exceptions import StateError
-from tests import datagen
-from tests.lifecycle_data import (
+from tests.support import datagen
+from tests.support.lifecycle_data import (
     CHALLENGER, CHAMPION, NEVER_FORGETS, flipping_concept, gaussian_nb, linear_and_xor_keys, logistic, on_product,
 )
-from tests.models import example
-from tests.reference import lifecycle_loop, river_loop, same_model
+from tests.support.models import example
+from tests.support.reference import lifecycle_loop, river_loop, same_model
 from tests.test_learning import drive
 
 TEMPLATES = {CHAMPION: logistic, CHALLENGER: on_product}

@@ -7,8 +7,8 @@ import sys
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from jobs.local_kafka import free_ports
-from tests.models import ROOT
+from jobs.local.kafka import free_ports
+from tests.support.models import ROOT
 
 
 def riverflink_kafka(*args):

@@ -11,10 +11,10 @@ from jobs.model_spec import load_template
 from operators.model_kinds import Kind
 from state.envelope import dump_state
 from state.exceptions import ModelSpecError
-from tests import datagen
-from tests.flink_support import expected_predictions, run
-from tests.models import EXAMPLES
-from tests.reference import river_loop
+from tests.support import datagen
+from tests.support.flink import expected_predictions, run
+from tests.support.models import EXAMPLES
+from tests.support.reference import river_loop
 
 CUSTOM_MODEL = textwrap.dedent(
     """

@@ -7,9 +7,9 @@ import sys
 
 from kafka import KafkaAdminClient
 
-from tests import datagen
-from tests.kafka_support import new_topic, read_topic
-from tests.models import ROOT
+from tests.support import datagen
+from tests.support.kafka import new_topic, read_topic
+from tests.support.models import ROOT
 
 
 def produce(*args):

@@ -8,12 +8,12 @@ import cloudpickle
 import pytest
 import river
 
-from operators.learning import KeyState
+from operators.learning_step import KeyState
 from state.envelope import FORMAT_VERSION, dump_state, load_state, read_header
 from state.exceptions import StateFormatError, StateVersionError
-from tests import datagen
-from tests.models import KIND_MODELS, example
-from tests.reference import KINDS, _learn, _predict, same_model
+from tests.support import datagen
+from tests.support.models import KIND_MODELS, example
+from tests.support.reference import KINDS, _learn, _predict, same_model
 
 
 def trained(kind, n_events=300, seed=3):

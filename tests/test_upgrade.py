@@ -15,13 +15,13 @@ import json
 
 import pytest
 
-from jobs.produce import publish
+from jobs.cli.produce import publish
 from state.envelope import FORMAT_VERSION
 from tests.fixtures.make_savepoint import fixture_dir
-from tests.flink_support import expected_predictions, run
-from tests.kafka_support import new_topic
-from tests.models import example
-from tests.reference import river_loop, same_model
+from tests.support.flink import expected_predictions, run
+from tests.support.kafka import new_topic
+from tests.support.models import example
+from tests.support.reference import river_loop, same_model
 
 
 def test_the_current_code_resumes_from_a_savepoint_of_an_earlier_version(kafka_bootstrap, tmp_path):

@@ -26,7 +26,7 @@ import java.math.BigInteger;
  * top-level {@code "key"} of the object, a string as it is, an integer written in full.
  * A line with no such key (not JSON, not an object, a null, float, bool or nested key, a
  * Kafka tombstone) gets {@code missing}. For routing that is {@code ""} ({@code
- * jobs.keying.UNROUTABLE}, never a valid event key), where the learner turns the line into a
+ * operators.keying.UNROUTABLE}, never a valid event key), where the learner turns the line into a
  * dead letter with the exact reason; the learner decodes every line itself and refuses one
  * whose key differs from the one it was routed by, so this only has to agree with Python on
  * valid events.

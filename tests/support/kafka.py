@@ -7,8 +7,8 @@ import uuid
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from jobs.local_kafka import free_ports, start_broker, stop_broker
-from jobs.produce import event_key
+from jobs.local.kafka import free_ports, start_broker, stop_broker
+from jobs.cli.produce import event_key
 
 __all__ = ["local_broker", "new_topic", "send", "send_steadily", "read_topic"]
 

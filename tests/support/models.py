@@ -5,7 +5,7 @@ import pathlib
 from jobs.model_spec import load_template
 from operators.model_kinds import make_metric
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 DATA = EXAMPLES / "data"
 KIND_MODELS = {kind: f"{kind}.py:model" for kind in ("classifier", "regressor", "anomaly_detector", "clusterer", "forecaster")}

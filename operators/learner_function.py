@@ -1,12 +1,12 @@
 """Flink adapter of the learning step: one river model per key in managed keyed state.
 
-It receives each event's raw line, keyed in Java (``jobs.keying``), and
+It receives each event's raw line, keyed in Java (``operators.keying``), and
 decodes it here: in thread mode every Python operator shares the
 TaskManager's one interpreter, and a decoder in the source's thread would
 make the learner wait for it.
 
 Only state transport lives here: read the key's state, hand it to
-``operators.learning.LearningStep``, store the change, emit. A key's state in
+``operators.learning_step.LearningStep``, store the change, emit. A key's state in
 Flink is an envelope plus a log of the changes since (``state.key_log``), and
 it is current whenever a checkpoint barrier passes, so a checkpoint holds
 exactly the models as of that point of the stream: recovery replays from
@@ -15,7 +15,7 @@ stays in a ``state.key_cache.KeyCache``, so a busy key is read from Flink
 only once.
 
 When to write (``batched``): in thread mode, lines come in batches from
-riverflink's Java operator (``jobs.batched_process``), which also hands over
+riverflink's Java operator (``operators.batching``), which also hands over
 an empty batch before every checkpoint barrier and at the end of the input.
 Then a key's changes stay in Python (``dirty``) and are written at that empty
 batch, or at the end of the batch in which the cache let the key go, or before
@@ -48,7 +48,7 @@ from pyflink.datastream.time_domain import TimeDomain
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import decode_event
 from operators.flink_metrics import SAMPLE_EVERY, BatchedCounter
-from operators.learning import KeyExpiry, LearningStep, metric_record, next_boundary, to_json
+from operators.learning_step import KeyExpiry, LearningStep, metric_record, next_boundary, to_json
 from operators.lifecycle import LifecyclePolicy
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import ALL_KEYS, DEAD_LETTERS, LIFECYCLE_EVENTS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
@@ -177,7 +177,7 @@ class LearnerFunction(KeyedProcessFunction):
             yield from predictions
             yield from side_outputs
             return
-        # A batch from jobs.batched_process: Row(keys, lines). PyFlink's context wraps the Java
+        # A batch from operators.batching: Row(keys, lines). PyFlink's context wraps the Java
         # one, whose select() makes the next line's key current for state and timers.
         keys, lines = value[0], value[1]
         select = self.select = ctx._j_context.select

@@ -2,7 +2,7 @@
 
 import collections
 
-from jobs.metric_reports import Spread, final_metrics
+from jobs.cli.metric_reports import Spread, final_metrics
 from jobs.settings import OUTPUT_NAMES, Settings, kafka_topic_of
 from state.destinations import read_records
 

@@ -3,8 +3,8 @@
 import contextlib
 import time
 
-from jobs.local_cluster import cluster_processes, rest_get, start_cluster, stop_cluster
-from jobs.local_kafka import free_ports
+from jobs.local.cluster import cluster_processes, rest_get, start_cluster, stop_cluster
+from jobs.local.kafka import free_ports
 
 __all__ = ["local_cluster", "wait_until", "job_state", "learner_taskmanagers"]
 

@@ -5,7 +5,7 @@ builds the same function info and hands it to riverflink's batching subclass
 instead (``operators/java``), which passes the function one batch of
 ``(key, line)`` pairs per call and splits each string it returns into lines.
 The function must expect batches and may join its output lines
-(``operators.learner.LearnerFunction`` with ``batched=True``). Operator uid,
+(``operators.learner_function.LearnerFunction`` with ``batched=True``). Operator uid,
 state and timers are those of PyFlink's operator, so savepoints move freely
 between the two.
 """
@@ -27,7 +27,7 @@ def batched_process(keyed: KeyedStream, function: KeyedProcessFunction, max_line
                     max_delay_ms: int) -> DataStream:
     """``keyed.process(function, Types.STRING())``, up to ``max_lines`` lines per call, none older than ``max_delay_ms``.
 
-    ``keyed`` must carry ``Row(key STRING, line STRING)`` (``jobs.keying``).
+    ``keyed`` must carry ``Row(key STRING, line STRING)`` (``operators.keying``).
     """
     j_stream = keyed._j_data_stream
     info = _create_j_data_stream_python_function_info(

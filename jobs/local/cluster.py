@@ -20,10 +20,9 @@ import time
 import urllib.error
 import urllib.request
 
-from jobs.cluster_warm_up import warm_up
-from jobs.flink_env import WORKER_HASH_SEED, python_path
-from jobs.flink_home import FLINK_HOME
-from jobs.maven import cache_root
+from jobs.local.warm_up import warm_up
+from jobs.runtime.environment import WORKER_HASH_SEED, python_path
+from jobs.runtime.jars import FLINK_HOME, cache_root
 from state.exceptions import RiverflinkError
 
 __all__ = ["ClusterProcess", "start_cluster", "stop_cluster", "cluster_dir", "cluster_processes",
@@ -130,7 +129,7 @@ def start_cluster(taskmanagers: int = 1, slots: int = 1, port: int = 8081, rpc_p
                   home: pathlib.Path | None = None, warm: bool = True) -> list[ClusterProcess]:
     """Start the cluster and return its processes once every TaskManager has registered.
 
-    ``warm``: and has run ``jobs.cluster_warm_up``, so the first job starts as fast as later ones.
+    ``warm``: and has run ``jobs.local.warm_up``, so the first job starts as fast as later ones.
     """
     if taskmanagers < 1 or slots < 1:
         raise RiverflinkError("a cluster needs at least one TaskManager with at least one slot")

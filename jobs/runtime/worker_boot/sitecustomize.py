@@ -6,7 +6,7 @@ extension (scipy's, pulled in by ``river.metrics``) from such a thread
 deadlocks the task for good. Python imports ``sitecustomize`` during
 interpreter start-up, on the thread that owns the interpreter, so importing
 those extensions here makes the later imports from task threads mere lookups.
-This directory is put on the workers' PYTHONPATH by ``jobs.flink_env``.
+This directory is put on the workers' PYTHONPATH by ``jobs.runtime.environment``.
 
 The interpreter also outlives jobs: riverflink's own modules stay imported
 from the folder Flink unpacked the first job's code into, which Flink deletes
@@ -25,7 +25,7 @@ JVM embeds an interpreter; where ``/proc`` cannot tell, the imports run.
 import os
 import sys
 
-CODE_PACKAGES = ("jobs", "operators", "state")  # what a job ships: jobs.flink_env.CODE_PACKAGES
+CODE_PACKAGES = ("jobs", "operators", "state")  # what a job ships: jobs.runtime.environment.CODE_PACKAGES
 
 
 def _embedded_in_a_jvm() -> bool:

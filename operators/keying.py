@@ -36,7 +36,7 @@ def with_keys(lines: DataStream, missing: str | None) -> DataStream:
 
     In Java, at the parallelism of ``lines`` and chained to it, so the lines go
     on down the same channels, in order. Needs the operators jar
-    (``jobs.java_operators``) in the job.
+    (``jobs.runtime.jars``) in the job.
     """
     j_lines = lines._j_data_stream
     j_rows = j_lines.map(get_gateway().jvm.riverflink.KeyOfLine(missing)).setParallelism(j_lines.getParallelism())

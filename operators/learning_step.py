@@ -1,6 +1,6 @@
 """The learning step for one key: what one event does to a key's model, with no Flink in sight.
 
-Flink's adapter (``operators.learner``) only moves state in and out; every rule
+Flink's adapter (``operators.learner_function``) only moves state in and out; every rule
 of SPEC §1 lives here so it can be tested, and compared with plain river,
 without a JVM.
 

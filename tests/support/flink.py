@@ -4,11 +4,11 @@ import dataclasses
 import json
 
 from jobs.learn_job import run_job
-from jobs.metric_reports import final_metrics
+from jobs.cli.metric_reports import final_metrics
 from jobs.settings import OUTPUT_NAMES, Settings, kafka_topic_of
 from state.destinations import read_records
 from state.snapshots import load_latest_models
-from tests.kafka_support import read_topic
+from tests.support.kafka import read_topic
 
 
 @dataclasses.dataclass
@@ -73,7 +73,7 @@ def predictions_by_id(predictions) -> dict[tuple[str, str], tuple]:
 
 
 def expected_lifecycle_predictions(reference: dict) -> dict[tuple[str, str], tuple]:
-    """``tests.reference.lifecycle_loop``'s served predictions, shaped as ``predictions_by_id``'s."""
+    """``tests.support.reference.lifecycle_loop``'s served predictions, shaped as ``predictions_by_id``'s."""
     return {(key, event_id): (prediction, version)
             for key, result in reference.items() for event_id, prediction, version, _ in result.predictions}
 

@@ -10,7 +10,7 @@ import os
 import pathlib
 import sys
 
-from jobs.flink_home import FLINK_HOME
+from jobs.runtime.jars import FLINK_HOME
 from jobs.settings import EXECUTION_MODES, KAFKA_DELIVERIES, ON_DRIFT, OUTPUT_NAMES, STATE_BACKENDS, Settings
 from state.exceptions import RiverflinkError, SettingsError
 
@@ -238,7 +238,7 @@ def _root_cause(exc: Exception) -> str:
 def _run(args) -> int:
     # Imported here so that argument errors are reported without starting a JVM.
     from jobs.learn_job import run_job
-    from jobs.summary import summarize
+    from jobs.cli.run import summarize
 
     settings = _settings(args)
     if not settings.bounded and not settings.detached and not args.quiet:
@@ -265,7 +265,7 @@ def _run(args) -> int:
 def _evaluate(args) -> int:
     import tempfile
 
-    from jobs.evaluate import evaluate, plot_curves
+    from jobs.cli.evaluate import evaluate, plot_curves
 
     with tempfile.TemporaryDirectory(prefix="riverflink-evaluate-") as scratch:
         out = pathlib.Path(args.out or scratch)
@@ -325,7 +325,7 @@ def _evaluation_table(evaluation) -> str:
 
 
 def _models(args) -> int:
-    from jobs.models_show import describe_models, models_table
+    from jobs.cli.models import describe_models, models_table
 
     infos = describe_models(args.destination, args.key)
     print(models_table(infos))
@@ -335,7 +335,7 @@ def _models(args) -> int:
 
 
 def _kafka(args) -> int:
-    from jobs.local_kafka import start_broker, stop_broker
+    from jobs.local.kafka import start_broker, stop_broker
 
     if args.action == "start":
         pid = start_broker(args.port, args.controller_port, args.data_dir)
@@ -348,7 +348,7 @@ def _kafka(args) -> int:
 
 
 def _produce(args) -> int:
-    from jobs.produce import publish
+    from jobs.cli.produce import publish
 
     if args.kafka_bootstrap is None:
         raise SettingsError("riverflink produce needs --kafka-bootstrap HOST:PORT")
@@ -371,7 +371,7 @@ def _progress_bar(done: int, total: int) -> None:
 
 
 def _cluster(args) -> int:
-    from jobs.local_cluster import start_cluster, stop_cluster
+    from jobs.local.cluster import start_cluster, stop_cluster
 
     if args.action == "start":
         processes = start_cluster(args.taskmanagers, args.slots, args.port, args.rpc_port, args.dir, args.warm)
@@ -385,7 +385,7 @@ def _cluster(args) -> int:
 
 
 def _savepoint(args) -> int:
-    from jobs.savepoints import stop_with_savepoint, trigger_savepoint
+    from jobs.cli.savepoints import stop_with_savepoint, trigger_savepoint
 
     if args.command == "stop":
         print(stop_with_savepoint(args.jobmanager, args.job_id, args.savepoint_dir, args.drain))

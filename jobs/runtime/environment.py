@@ -14,15 +14,14 @@ from pyflink.common import Configuration
 from pyflink.datastream import CheckpointingMode, RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
 
-from jobs.connector import kafka_connector_jar
-from jobs.java_operators import operators_jar
+from jobs.runtime.jars import kafka_connector_jar, operators_jar
 from jobs.settings import Settings, local_path
 
 __all__ = ["create_environment", "flink_configuration", "python_path", "PROJECT_ROOT", "WORKER_HASH_SEED"]
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORKER_BOOT = pathlib.Path(__file__).resolve().parent / "worker_boot"  # see its sitecustomize.py
 WORKER_HASH_SEED = "0"
 # What a job ships to a cluster's workers, and what worker_boot/sitecustomize.py forgets of an earlier job.
@@ -118,7 +117,7 @@ def _code_bundle() -> pathlib.Path:
 
     Flink puts a shipped folder itself on the workers' PYTHONPATH, so the
     packages must be inside one: shipping ``jobs/`` alone would make
-    ``import learner`` work, not ``import operators.learner``.
+    ``import learner`` work, not ``import operators.learner_function``.
     """
     bundle = pathlib.Path(tempfile.mkdtemp(prefix="riverflink-code-"))
     atexit.register(shutil.rmtree, bundle, ignore_errors=True)

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 
-from jobs.maven import cache_root, fetch_jars
+from jobs.runtime.jars import cache_root, fetch_jars
 from state.exceptions import RiverflinkError
 
 __all__ = ["KAFKA_VERSION", "fetch_kafka", "start_broker", "stop_broker", "broker_dir", "free_ports"]

@@ -12,7 +12,7 @@ import logging
 import pathlib
 
 from jobs.learn_job import run_job
-from jobs.metric_reports import Spread, final_metrics
+from jobs.cli.metric_reports import Spread, final_metrics
 from jobs.settings import Settings
 from state.destinations import read_records
 
