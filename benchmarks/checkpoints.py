@@ -20,9 +20,10 @@ import urllib.request
 from benchmarks.generate import zipf_stream
 from jobs.learn_job import run_job
 from jobs.local.cluster import rest_get, start_cluster, stop_cluster
-from jobs.local.kafka import free_ports, start_broker, stop_broker
+from jobs.local.kafka import start_broker, stop_broker
+from jobs.local.processes import free_ports
 from jobs.cli.produce import publish
-from jobs.settings import Settings
+from jobs.settings import KafkaSettings, OutputSettings, Settings
 from state.destinations import read_records
 
 MODES = {"unaligned": "true", "aligned": "false"}
@@ -35,8 +36,9 @@ def _cancel(port: int, job: str) -> None:
 
 def measure(port: int, bootstrap: str, topic: str, unaligned: str, seconds: float, out: pathlib.Path) -> dict:
     settings = Settings(
-        model="examples/classifier.py:model", kafka_bootstrap=bootstrap, kafka_topics=(topic,),
-        kafka_group=f"checkpoints-{unaligned}", predictions=str(out / "predictions"), checkpoint_interval=2.0,
+        model="examples/classifier.py:model", checkpoint_interval=2.0,
+        kafka=KafkaSettings(bootstrap=bootstrap, topics=(topic,), group=f"checkpoints-{unaligned}"),
+        outputs=OutputSettings(predictions=str(out / "predictions")),
         jobmanager=f"127.0.0.1:{port}", detached=True, parallelism=2,
         flink_options=(("execution.checkpointing.unaligned.enabled", unaligned),),
     )

@@ -30,7 +30,8 @@ from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from benchmarks.streaming import produce_steadily, streaming_job, wait_until_serving
-from jobs.local.kafka import free_ports, start_broker, stop_broker
+from jobs.local.kafka import start_broker, stop_broker
+from jobs.local.processes import free_ports
 
 __all__ = ["latest_checkpoint", "keys_in_checkpoint", "checkpoint_bytes"]
 

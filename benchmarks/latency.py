@@ -27,7 +27,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from benchmarks.generate import zipf_stream
 from benchmarks.streaming import produce_steadily, streaming_job, wait_until_serving
-from jobs.local.kafka import free_ports, start_broker, stop_broker
+from jobs.local.kafka import start_broker, stop_broker
+from jobs.local.processes import free_ports
 from jobs.settings import KAFKA_DELIVERIES
 
 

@@ -26,9 +26,9 @@ from benchmarks.generate import write
 from benchmarks.memory import java_descendants, peak_rss_mib
 from jobs.learn_job import run_job
 from jobs.local.cluster import cluster_processes, start_cluster, stop_cluster
-from jobs.local.kafka import free_ports
+from jobs.local.processes import free_ports
 from jobs.model_spec import load_template
-from jobs.settings import Settings
+from jobs.settings import OutputSettings, Settings, TuningSettings
 from operators.learning_step import KeyState
 from state.destinations import committed_files
 from state.envelope import dump_state
@@ -80,8 +80,8 @@ def main(argv=None) -> None:
     parser.add_argument("--state-backend", default="hashmap")
     parser.add_argument("--execution-mode", default="thread")
     parser.add_argument("--checkpoint-interval", type=float, default=10.0)
-    parser.add_argument("--key-cache-mb", type=float, default=Settings.key_cache_mb)
-    parser.add_argument("--batch-lines", type=int, default=Settings.batch_lines,
+    parser.add_argument("--key-cache-mb", type=float, default=TuningSettings.key_cache_mb)
+    parser.add_argument("--batch-lines", type=int, default=TuningSettings.batch_lines,
                         help="lines per call into the learner (thread mode); 1: PyFlink's operator, one call per line")
     parser.add_argument("--cluster", type=int, default=0, metavar="N",
                         help="run on a local cluster of N TaskManagers (one slot each); default: the mini-cluster")
@@ -101,16 +101,16 @@ def main(argv=None) -> None:
 
         with flink(args, work) as (jobmanager, jvm_peak_rss):
             settings = Settings(
-                model=args.model, inputs=(str(data),), predictions=str(work / "predictions"),
+                model=args.model, inputs=(str(data),), outputs=OutputSettings(predictions=str(work / "predictions")),
                 parallelism=args.parallelism, state_backend=args.state_backend,
-                execution_mode=args.execution_mode, checkpoint_interval=args.checkpoint_interval,
-                key_cache_mb=args.key_cache_mb, batch_lines=args.batch_lines, jobmanager=jobmanager,
+                execution_mode=args.execution_mode, checkpoint_interval=args.checkpoint_interval, jobmanager=jobmanager,
+                tuning=TuningSettings(key_cache_mb=args.key_cache_mb, batch_lines=args.batch_lines),
             )
             started = time.perf_counter()
             run_job(settings)
             job_seconds = time.perf_counter() - started
             job_rss = jvm_peak_rss()
-        served = sum(sum(1 for _ in path.open()) for path in committed_files(settings.predictions))
+        served = sum(sum(1 for _ in path.open()) for path in committed_files(settings.outputs.predictions))
         if served != n:
             raise SystemExit(f"the job served {served} predictions for {n} events")
         job_rate = n / job_seconds

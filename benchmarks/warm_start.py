@@ -20,7 +20,7 @@ import cloudpickle
 
 from jobs.cli.evaluate import evaluate
 from jobs.model_spec import load_template
-from jobs.settings import Settings
+from jobs.settings import LifecycleSettings, OutputSettings, Settings
 from state.destinations import read_records
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -60,11 +60,12 @@ def main() -> None:
               f"evaluating on {len(new_keys)} events of {len({json.loads(line)['key'] for line in new_keys})} new keys")
         for warm in (False, True):
             out = work / ("warm" if warm else "cold")
-            settings = Settings(model=str(work / "base.pkl"), inputs=(str(work / "new.jsonl"),), warm_start=warm,
-                                predictions=str(out / "predictions"), metrics=str(out / "metrics"),
-                                job_name="riverflink-warm-start")
+            settings = Settings(model=str(work / "base.pkl"), inputs=(str(work / "new.jsonl"),),
+                                lifecycle=LifecycleSettings(warm_start=warm), job_name="riverflink-warm-start",
+                                outputs=OutputSettings(predictions=str(out / "predictions"),
+                                                       metrics=str(out / "metrics")))
             figures = evaluate(settings).models[0]
-            early, count = _accuracy_of_first(settings.predictions, truth, args.first)
+            early, count = _accuracy_of_first(settings.outputs.predictions, truth, args.first)
             start = "--warm-start" if warm else "blank clone "
             print(f"  {start}  {figures.metric} {figures.value:.4f} over {figures.n} events;  "
                   f"over each key's first {args.first} ({count} events): {early:.4f}")

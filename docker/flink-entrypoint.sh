@@ -48,7 +48,7 @@ case "${1:-}" in
   taskmanager)
     # Flink's embedded interpreter imports river's native libraries at start-up
     # (jobs/runtime/worker_boot/sitecustomize.py); the job's client cannot set this here.
-    worker_boot="$("$python_bin" -P -c 'import jobs, os; print(os.path.join(os.path.dirname(jobs.__file__), "worker_boot"))')"
+    worker_boot="$("$python_bin" -P -c 'import jobs.runtime, os; print(os.path.join(os.path.dirname(jobs.runtime.__file__), "worker_boot"))')"
     export PYTHONPATH="$worker_boot${PYTHONPATH:+:$PYTHONPATH}"
     exec "$FLINK_HOME/bin/taskmanager.sh" start-foreground ;;
   *)

@@ -12,11 +12,11 @@ job has finished successfully.
 
 import logging
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from jobs.cli.produce import python_option
-from jobs.settings import Settings
+from jobs.kafka_client import consumer
+from jobs.settings import KafkaSettings
 from state.exceptions import SettingsError
 
 __all__ = ["end_offsets", "commit_offsets"]
@@ -24,36 +24,46 @@ __all__ = ["end_offsets", "commit_offsets"]
 logger = logging.getLogger(__name__)
 
 
-def _consumer(settings: Settings, **options) -> KafkaConsumer:
-    # The properties kafka-python has too (security.protocol, sasl.mechanism, ssl.*); Java-only ones such as
-    # sasl.jaas.config have no equivalent here, and a broker that needs them refuses this client loudly.
-    converted = (python_option(name, value) for name, value in settings.kafka_properties)
-    config = {option: value for option, value in converted if option in KafkaConsumer.DEFAULT_CONFIG}
-    return KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
-                         enable_auto_commit=False, **config, **options)
+def end_offsets(kafka: KafkaSettings) -> dict[tuple[str, int], int]:
+    """``(topic, partition) -> offset`` where each partition of ``kafka.topics`` ends now.
 
+    Parameters
+    ----------
+    kafka
+        The run's Kafka settings: the broker, the topics and the client properties.
 
-def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
-    """``(topic, partition) -> offset`` where each partition of ``settings.kafka_topics`` ends now."""
-    consumer = _consumer(settings)
+    Raises
+    ------
+    SettingsError
+        If a topic does not exist.
+    """
+    client = consumer(kafka)
     try:
         partitions = []
-        for topic in settings.kafka_topics:
-            numbers = consumer.partitions_for_topic(topic)
+        for topic in kafka.topics:
+            numbers = client.partitions_for_topic(topic)
             if not numbers:
-                raise SettingsError(f"--kafka-topic {topic}: no such topic on {settings.kafka_bootstrap}")
+                raise SettingsError(f"--kafka-topic {topic}: no such topic on {kafka.bootstrap}")
             partitions += [TopicPartition(topic, number) for number in sorted(numbers)]
-        return {(tp.topic, tp.partition): offset for tp, offset in consumer.end_offsets(partitions).items()}
+        return {(tp.topic, tp.partition): offset for tp, offset in client.end_offsets(partitions).items()}
     finally:
-        consumer.close()
+        client.close()
 
 
-def commit_offsets(settings: Settings, offsets: dict[tuple[str, int], int]) -> None:
-    """Commit ``offsets`` for ``settings.kafka_group``: the next ``committed`` start begins after them."""
-    consumer = _consumer(settings, group_id=settings.kafka_group)
+def commit_offsets(kafka: KafkaSettings, offsets: dict[tuple[str, int], int]) -> None:
+    """Commit ``offsets`` for ``kafka.group``: the next ``committed`` start begins after them.
+
+    Parameters
+    ----------
+    kafka
+        The run's Kafka settings: the broker, the group and the client properties.
+    offsets
+        ``(topic, partition) -> offset``, as ``end_offsets`` returns them.
+    """
+    client = consumer(kafka, group_id=kafka.group)
     try:
-        consumer.commit({TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
-                         for (topic, partition), offset in offsets.items()})
+        client.commit({TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+                       for (topic, partition), offset in offsets.items()})
     finally:
-        consumer.close()
-    logger.info("committed the offsets read up to for group %s", settings.kafka_group)
+        client.close()
+    logger.info("committed the offsets read up to for group %s", kafka.group)

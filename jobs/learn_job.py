@@ -19,15 +19,16 @@ from jobs.model_spec import load_template
 from jobs.settings import Settings
 from jobs.sinks import add_sinks
 from jobs.sources import event_lines
+from operators.learner_config import LearnerConfig
 from operators.learner_function import LearnerFunction
-from operators.lifecycle import LifecyclePolicy, make_detector
+from operators.lifecycle import LifecycleOptions, check_lifecycle, make_detector
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, LIFECYCLE_EVENTS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from operators.overall_metric import OverallMetricFunction
 from state.envelope import dump_state
 from state.exceptions import SettingsError
 
-__all__ = ["build_job", "load_models", "run_job"]
+__all__ = ["build_job", "learner_config", "load_models", "run_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,59 +43,69 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
     """
     lines = event_lines(env, settings, stop_offsets)
 
-    wired = {DEAD_LETTERS: settings.dead_letters is not None, MODEL_SNAPSHOTS: settings.models_out is not None}
-    wired[METRICS] = settings.metrics is not None and metric is not None
-    wired[METRIC_UPDATES] = wired[METRICS]
-    wired[LIFECYCLE_EVENTS] = settings.events is not None
-    lifecycle = None
-    if settings.has_lifecycle:
-        detector = None if settings.drift_detector is None else make_detector(settings.drift_detector, kind)
-        lifecycle = {
-            "promotion_window": settings.promotion_window, "promotion_margin": settings.promotion_margin,
-            "detector": None if detector is None else dump_state(detector), "on_drift": settings.on_drift,
-        }
-    batched = settings.batches_lines
-    learner = LearnerFunction(
-        templates={name: dump_state(template) for name, template in templates.items()},
-        warm_start=settings.warm_start,
-        lifecycle=lifecycle,
-        kind=kind,
-        metric_name=settings.metric,
-        label_ttl_ms=Settings.ms(settings.label_ttl),
-        key_ttl_ms=Settings.ms(settings.key_ttl),
-        cache_bytes=int(settings.key_cache_mb * 2**20),
-        process_mode=settings.execution_mode == "process",
-        metrics_interval_ms=Settings.ms(settings.metrics_interval),
-        snapshot_interval_ms=Settings.ms(settings.snapshot_interval),
-        wired=frozenset(tag.tag_id for tag, on in wired.items() if on),
-        batched=batched,
-    )
+    config = learner_config(settings, templates, kind, metric)
+    batched = config.batched
+    learner = LearnerFunction(config)
     keyed = key_lines(lines)
     if batched:
-        learned = batched_process(keyed, learner, settings.batch_lines, Settings.ms(settings.batch_delay))
+        learned = batched_process(keyed, learner, settings.tuning.batch_lines, Settings.ms(settings.tuning.batch_delay))
     else:
         learned = keyed.process(learner, output_type=Types.STRING())
     predictions = learned.name("learn").uid("learner")
 
     sinks = {"predictions": predictions}
-    if wired[DEAD_LETTERS]:
+    if config.emits_dead_letters:
         sinks["dead_letters"] = predictions.get_side_output(DEAD_LETTERS)
-    if wired[MODEL_SNAPSHOTS]:
+    if config.emits_snapshots:
         sinks["models_out"] = predictions.get_side_output(MODEL_SNAPSHOTS)
-    if wired[LIFECYCLE_EVENTS]:
+    if config.emits_events:
         sinks["events"] = predictions.get_side_output(LIFECYCLE_EVENTS)
-    if wired[METRICS]:
+    if config.emits_metrics:
         overall = (
             keyed_by_first_field(predictions.get_side_output(METRIC_UPDATES), Types.PICKLED_BYTE_ARRAY())
             .process(
-                OverallMetricFunction(dump_state(metric), Settings.ms(settings.metrics_interval), settings.metrics_every),
+                OverallMetricFunction(dump_state(metric), Settings.ms(settings.tuning.metrics_interval), settings.tuning.metrics_every),
                 output_type=Types.STRING(),
             )
             .name("overall-metric")
             .uid("overall-metric")
         )
         sinks["metrics"] = predictions.get_side_output(METRICS).union(overall)
-    add_sinks(env, settings, {name: stream for name, stream in sinks.items() if settings.outputs[name] is not None})
+    add_sinks(env, settings, {name: stream for name, stream in sinks.items() if settings.outputs.destinations[name] is not None})
+
+
+def learner_config(settings: Settings, templates: dict, kind: Kind, metric) -> LearnerConfig:
+    """The learner's configuration for ``settings``, with the models and metric ``load_models`` returned.
+
+    ``metric`` is None for a kind without one: then no metrics are emitted.
+    """
+    lifecycle = None
+    if settings.has_lifecycle:
+        detector = None if settings.lifecycle.drift_detector is None else make_detector(settings.lifecycle.drift_detector, kind)
+        lifecycle = LifecycleOptions(
+            promotion_window=settings.lifecycle.promotion_window, promotion_margin=settings.lifecycle.promotion_margin,
+            detector=None if detector is None else dump_state(detector), on_drift=settings.lifecycle.on_drift,
+        )
+    emits_metrics = settings.outputs.metrics is not None and metric is not None
+    return LearnerConfig(
+        templates={name: dump_state(template) for name, template in templates.items()},
+        kind=kind,
+        metric_name=settings.metric,
+        metrics_interval_ms=Settings.ms(settings.tuning.metrics_interval),
+        snapshot_interval_ms=Settings.ms(settings.tuning.snapshot_interval),
+        label_ttl_ms=Settings.ms(settings.label_ttl),
+        key_ttl_ms=Settings.ms(settings.key_ttl),
+        cache_bytes=int(settings.tuning.key_cache_mb * 2**20),
+        warm_start=settings.lifecycle.warm_start,
+        lifecycle=lifecycle,
+        process_mode=settings.execution_mode == "process",
+        batched=settings.batches_lines,
+        emits_metrics=emits_metrics,
+        emits_metric_updates=emits_metrics,
+        emits_snapshots=settings.outputs.models_out is not None,
+        emits_dead_letters=settings.outputs.dead_letters is not None,
+        emits_events=settings.outputs.events is not None,
+    )
 
 
 def load_models(settings: Settings) -> tuple[dict, Kind, object]:
@@ -108,9 +119,8 @@ def load_models(settings: Settings) -> tuple[dict, Kind, object]:
             raise SettingsError(f"--challenger {spec} is a {other.value}, but --model is a {kind.value}")
     metric = make_metric(kind, settings.metric, templates[settings.model])
     if settings.has_lifecycle:  # what depends on the models: the metric judges challengers, the kind has errors
-        detector = None if settings.drift_detector is None else make_detector(settings.drift_detector, kind)
-        new_models = {spec: template.clone for spec, template in templates.items()}
-        LifecyclePolicy(kind, new_models, lambda: None if metric is None else metric.clone(), detector=detector)
+        detector = None if settings.lifecycle.drift_detector is None else make_detector(settings.lifecycle.drift_detector, kind)
+        check_lifecycle(kind, metric, challenged=len(templates) > 1, drift_detection=detector is not None)
     return templates, kind, metric
 
 
@@ -127,7 +137,7 @@ def run_job(settings: Settings):
         if checkpoint_dir is None and settings.jobmanager is None:  # nobody will resume from these: gone with the run
             checkpoint_dir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="riverflink-checkpoints-"))
         env = create_environment(settings, checkpoint_dir)
-        stop_offsets = end_offsets(settings) if settings.kafka_stop_at_latest else None
+        stop_offsets = end_offsets(settings.kafka) if settings.kafka.stop_at_latest else None
         build_job(env, settings, templates, kind, metric, stop_offsets)
         where = settings.jobmanager or "the embedded mini-cluster"
         logger.info("running %s on %s (parallelism %d)", settings.job_name, where, settings.parallelism)
@@ -135,5 +145,5 @@ def run_job(settings: Settings):
             return env.execute_async(settings.job_name)
         result = env.execute(settings.job_name)
         if stop_offsets is not None:  # Flink commits only on checkpoints the finished reader may have missed
-            commit_offsets(settings, stop_offsets)
+            commit_offsets(settings.kafka, stop_offsets)
         return result

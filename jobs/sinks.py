@@ -11,14 +11,11 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig, RollingPolicy
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
 
-from operators.keying import with_keys
+from jobs.kafka_client import sink_properties
 from jobs.settings import Settings, kafka_topic_of, worker_location
+from operators.keying import with_keys
 
-__all__ = ["add_sinks", "TRANSACTION_TIMEOUT_MS"]
-
-# A Kafka broker's default cap on transactions (transaction.max.timeout.ms); KafkaSink's own default
-# (1 h) is refused by such brokers. A job down longer than this loses its open transaction's outputs.
-TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
+__all__ = ["add_sinks"]
 
 
 def _file_sink(path: str, name: str) -> FileSink:
@@ -38,26 +35,34 @@ def _kafka_table(settings: Settings, topic: str, name: str) -> TableDescriptor:
         TableDescriptor.for_connector("kafka")
         .schema(Schema.new_builder().column("key", DataTypes.STRING()).column("value", DataTypes.STRING()).build())
         .option("topic", topic)
-        .option("properties.bootstrap.servers", settings.kafka_bootstrap)
-        .option("properties.transaction.timeout.ms", str(TRANSACTION_TIMEOUT_MS))
         .option("key.format", "raw")
         .option("key.fields", "key")
         .option("value.format", "raw")
         .option("value.fields-include", "EXCEPT_KEY")
-        .option("sink.delivery-guarantee", settings.kafka_delivery)
+        .option("sink.delivery-guarantee", settings.kafka.delivery)
         # Stable per job and output: after a restart the sink finds and aborts its own lingering transactions.
         .option("sink.transactional-id-prefix", f"{settings.job_name}-{name}")
     )
-    for key, value in settings.kafka_properties:
+    for key, value in sink_properties(settings.kafka).items():
         descriptor = descriptor.option(f"properties.{key}", value)
     return descriptor.build()
 
 
 def add_sinks(env: StreamExecutionEnvironment, settings: Settings, streams: dict[str, DataStream]) -> None:
-    """Send each output stream (by output name) to its destination in ``settings``."""
+    """Send each output stream to its destination in ``settings.outputs``.
+
+    Parameters
+    ----------
+    env
+        The job's environment.
+    settings
+        The run: its ``outputs``, and for ``kafka://`` outputs its ``kafka`` settings and ``job_name``.
+    streams
+        ``output name -> stream`` for the outputs that have a destination.
+    """
     kafka_outputs = {}
     for name, stream in streams.items():
-        destination = settings.outputs[name]
+        destination = settings.outputs.destinations[name]
         topic = kafka_topic_of(destination)
         if topic is None:
             sink = _file_sink(worker_location(destination), name.replace("_", "-"))

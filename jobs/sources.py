@@ -15,7 +15,8 @@ from pyflink.datastream.connectors.kafka import (
 from pyflink.java_gateway import get_gateway
 from pyflink.util.java_utils import get_java_class
 
-from jobs.settings import Settings, parse_start_offset, worker_location
+from jobs.kafka_client import source_properties
+from jobs.settings import KafkaSettings, Settings, parse_start_offset, worker_location
 
 __all__ = ["event_lines"]
 
@@ -28,8 +29,8 @@ def _file_source(settings: Settings) -> FileSource:
     return builder.build()
 
 
-def _starting_offsets(settings: Settings) -> KafkaOffsetsInitializer:
-    start = parse_start_offset(settings.kafka_offsets) if isinstance(settings.kafka_offsets, str) else settings.kafka_offsets
+def _starting_offsets(kafka: KafkaSettings) -> KafkaOffsetsInitializer:
+    start = parse_start_offset(kafka.offsets) if isinstance(kafka.offsets, str) else kafka.offsets
     if start == "earliest":
         return KafkaOffsetsInitializer.earliest()
     if start == "latest":
@@ -41,17 +42,16 @@ def _starting_offsets(settings: Settings) -> KafkaOffsetsInitializer:
 
 def _kafka_source(settings: Settings, stop_offsets: dict | None) -> KafkaSource:
     """Offsets are kept in Flink's checkpoints (and committed to the group on each checkpoint, for monitoring)."""
+    kafka = settings.kafka
     builder = (
         KafkaSource.builder()
-        .set_bootstrap_servers(settings.kafka_bootstrap)
-        .set_topics(*settings.kafka_topics)
-        .set_group_id(settings.kafka_group)
+        .set_bootstrap_servers(kafka.bootstrap)
+        .set_topics(*kafka.topics)
+        .set_group_id(kafka.group)
         .set_client_id_prefix(f"{settings.job_name}-source")
-        .set_starting_offsets(_starting_offsets(settings))
-        # Upstream producers may be transactional: never learn from an aborted write.
-        .set_property("isolation.level", "read_committed")
+        .set_starting_offsets(_starting_offsets(kafka))
     )
-    for name, value in settings.kafka_properties:
+    for name, value in source_properties(kafka).items():
         builder.set_property(name, value)
     if stop_offsets is not None:
         stops = {KafkaTopicPartition(topic, partition): offset for (topic, partition), offset in stop_offsets.items()}
@@ -79,14 +79,20 @@ def _read_values_as_text(builder) -> None:
 def event_lines(env: StreamExecutionEnvironment, settings: Settings, stop_offsets: dict | None = None) -> DataStream:
     """One raw JSON line per event, from the inputs ``settings`` names.
 
-    ``stop_offsets`` (``(topic, partition) -> offset``, see ``jobs.kafka_offsets``):
-    where a bounded Kafka read ends.
+    Parameters
+    ----------
+    env
+        The job's environment.
+    settings
+        The run: its ``inputs``, ``watch_inputs`` and ``kafka``.
+    stop_offsets
+        ``(topic, partition) -> offset`` where a bounded Kafka read ends (``jobs.kafka_offsets``); None: it does not.
     """
-    if settings.inputs and settings.kafka_topics:
+    if settings.inputs and settings.kafka.topics:
         # History first, then live: the Kafka reader starts once every file is read.
         source = HybridSource.builder(_file_source(settings)).add_source(_kafka_source(settings, stop_offsets)).build()
         name = "files-then-kafka"
-    elif settings.kafka_topics:
+    elif settings.kafka.topics:
         source, name = _kafka_source(settings, stop_offsets), "kafka"
     else:
         source, name = _file_source(settings), "files"

@@ -5,11 +5,10 @@ they live in one place and never change meaning.
 """
 
 import dataclasses
-import json
+
+from operators.records import RAW_LIMIT, dead_letter_record
 
 __all__ = ["Reason", "DeadLetter", "RAW_LIMIT"]
-
-RAW_LIMIT = 2000  # characters of the original record kept in a dead letter
 
 
 class Reason:
@@ -41,7 +40,7 @@ class Reason:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record that was rejected, and why. ``raw`` is truncated to ``RAW_LIMIT``."""
+    """A record that was rejected, and why; its output line keeps ``RAW_LIMIT`` characters of ``raw``."""
 
     raw: str
     reason: str
@@ -49,10 +48,9 @@ class DeadLetter:
     key: str | None = None
 
     def to_json(self) -> str:
-        """The dead-letter output line.
+        """The dead-letter output line (``operators.records.dead_letter_record``).
 
         >>> DeadLetter("{", Reason.NOT_JSON, "Expecting value").to_json()
         '{"raw": "{", "reason": "not_json", "detail": "Expecting value", "key": null}'
         """
-        record = {"raw": self.raw[:RAW_LIMIT], "reason": self.reason, "detail": self.detail, "key": self.key}
-        return json.dumps(record)
+        return dead_letter_record(self.raw, self.reason, self.detail, self.key)

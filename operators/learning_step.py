@@ -1,95 +1,41 @@
 """The learning step for one key: what one event does to a key's model, with no Flink in sight.
 
-Flink's adapter (``operators.learner_function``) only moves state in and out; every rule
-of SPEC §1 lives here so it can be tested, and compared with plain river,
-without a JVM.
+Flink's adapter (``operators.learner_function``) only moves events and state in
+and out (the state through ``state.key_store``); every rule of SPEC §1 lives
+here so it can be tested, and compared with plain river, without a JVM.
 
 Contract with the caller: ``process`` mutates ``state`` and ``ids`` in place
 when the event is applied. When the model raises, the outcome carries a
 ``model_error`` dead letter and ``ids`` is untouched, but ``state.model`` may
 be half-updated: the caller must discard it and keep the last stored bytes
-(the Flink adapter simply does not write them back).
+(``state.key_store.KeyStore.roll_back``).
 
 Every outcome that changed the state or the key's event ids carries a
 ``replay`` entry, small and picklable: ``replay(state, entry)`` makes the same
 change again, from the state as it was before, to the last bit (river's
 learning is deterministic given the same state and the same events in the
-same order), and returns the id statuses the event wrote. The Flink adapter
-stores these entries instead of re-serializing the whole state, or writing
-the ids, after each event.
+same order), and returns the id statuses the event wrote. The key store
+(``state.key_store``) stores these entries instead of re-serializing the
+whole state, or writing the ids, after each event.
 """
 
 import dataclasses
-import json
-import logging
-import math
 import typing
-from json.encoder import encode_basestring_ascii
 
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import Event, decode_event
 from operators.lifecycle import Lifecycle, LifecyclePolicy
 from operators.model_kinds import Kind, Predictor
+from operators.records import Prediction
 from state.exceptions import StateError
 
-__all__ = [
-    "KeyState", "Prediction", "Outcome", "LearningStep", "KeyExpiry", "PENDING", "DONE", "EXPIRED",
-    "to_json", "metric_record", "next_boundary",
-]
-
-logger = logging.getLogger(__name__)
+__all__ = ["KeyState", "Outcome", "LearningStep", "PENDING", "DONE", "EXPIRED"]
 
 # Status of an event id in a key's id map. A pending entry is
 # (PENDING, x, for_metric, kept_at_ms); the others are a 1-tuple.
 PENDING = "pending"
 DONE = "done"
 EXPIRED = "expired"
-
-
-def next_boundary(now_ms: int, interval_ms: int) -> int:
-    """The next multiple of ``interval_ms`` after ``now_ms``: keys updated in one interval share one timer time.
-
-    >>> next_boundary(1_234, 1_000), next_boundary(2_000, 1_000)
-    (2000, 3000)
-    """
-    return (now_ms // interval_ms + 1) * interval_ms
-
-
-def _json_default(value):
-    """JSON for what river returns besides plain Python: numpy scalars and the like."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-_ENCODER = json.JSONEncoder(default=_json_default)  # one encoder: json.dumps(default=...) builds one per call
-
-
-def to_json(record: dict) -> str:
-    return _ENCODER.encode(record)
-
-
-def _float_json(value: float) -> str:
-    if value != value:
-        return "NaN"
-    if value in (math.inf, -math.inf):
-        return "Infinity" if value > 0 else "-Infinity"
-    return float.__repr__(value)
-
-
-# The JSON of a plain value, exactly as the encoder writes it, by exact type (a bool is no int here).
-_PLAIN_JSON = {
-    str: encode_basestring_ascii, bool: lambda value: "true" if value else "false", int: int.__repr__,
-    float: _float_json, type(None): lambda value: "null",
-}
-
-
-def metric_record(key: str | None, metric, n: int, now_ms: int, model: str | None = None) -> str:
-    """A metrics output line; ``key`` None is the all-keys metric, ``model`` names one of a key's models."""
-    record = {"key": key, "metric": type(metric).__name__, "value": metric.get(), "n": n, "ts": now_ms / 1000}
-    if model is not None:
-        record["model"] = model
-    return to_json(record)
 
 
 @dataclasses.dataclass
@@ -113,57 +59,12 @@ class KeyState:
 
 # Not frozen: a frozen dataclass's __init__ costs four times as much, once or more per event.
 @dataclasses.dataclass(slots=True)
-class Prediction:
-    key: str
-    id: str | None
-    ts: float | None
-    prediction: typing.Any
-    model_version: int
-    extras: dict
-
-    def to_json(self) -> str:
-        """The prediction's output line, as ``to_json`` of its record writes it.
-
-        One is written per event: plain values (strings, numbers, bools, None,
-        and dicts of them such as class probabilities) are written here in
-        about half the encoder's time; anything else goes to the encoder.
-        """
-        plain = _PLAIN_JSON
-        try:
-            line = (f'{{"key": {plain[type(self.key)](self.key)}, "id": {plain[type(self.id)](self.id)}, '
-                    f'"ts": {plain[type(self.ts)](self.ts)}, "prediction": {plain[type(self.prediction)](self.prediction)}, '
-                    f'"model_version": {self.model_version:d}')
-            if not self.extras:
-                return line + "}"
-            parts = [line]
-            for name, value in self.extras.items():
-                if type(value) is dict:  # JSON object keys are strings: class labels become their str()
-                    fields = ", ".join([f"{encode_basestring_ascii(str(k))}: {plain[type(v)](v)}" for k, v in value.items()])
-                    parts.append(f"{encode_basestring_ascii(name)}: {{{fields}}}")
-                else:
-                    parts.append(f"{encode_basestring_ascii(name)}: {plain[type(value)](value)}")
-            return ", ".join(parts) + "}"
-        except KeyError:  # a value of another type (a numpy scalar, a list, a date)
-            return to_json(self.record())
-
-    def record(self) -> dict:
-        record = {
-            "key": self.key, "id": self.id, "ts": self.ts,
-            "prediction": self.prediction, "model_version": self.model_version,
-        }
-        for name, value in self.extras.items():
-            record[name] = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
-        return record
-
-
-# Not frozen: a frozen dataclass's __init__ costs four times as much, once or more per event.
-@dataclasses.dataclass(slots=True)
 class Outcome:
     """What one event did.
 
     ``metric_update`` is ``(y, for_metric)`` for the all-keys metric of served
     predictions; ``model_updates`` the same per model name (with challengers);
-    ``events`` the key's promotions and drifts, as output records.
+    ``events`` the key's promotions and drifts, as output records (``operators.records``).
     """
 
     prediction: Prediction | None = None
@@ -189,12 +90,31 @@ _DUPLICATE = Outcome(duplicate=True)
 class LearningStep:
     """Applies events to one key's state, in arrival order (SPEC §1).
 
-    Args:
-        kind: what the model is.
-        new_model: returns a fresh model for a new key (``template.clone()`` or a warm copy).
-        new_metric: returns a fresh metric, or ``None`` for no metric.
-        label_ttl_ms: how long a prediction waits for its label; ``None`` is forever.
-        policy: challengers and drift detection (``operators.lifecycle``), or ``None`` for one model per key.
+    Parameters
+    ----------
+    kind
+        What the model is.
+    new_model
+        Returns a fresh model for a new key (``template.clone`` or a warm copy).
+    new_metric
+        Returns a fresh metric, or None for no metric.
+    label_ttl_ms
+        How long a prediction waits for its label; None is forever.
+    policy
+        Challengers and drift detection (``operators.lifecycle``), or None for one model per key.
+
+    Examples
+    --------
+    >>> from river import linear_model, metrics
+    >>> from operators.events import decode_event
+    >>> step = LearningStep(Kind.REGRESSOR, linear_model.LinearRegression, metrics.MAE)
+    >>> state, ids = step.new_state(), {}
+    >>> outcome = step.process(state, ids, decode_event('{"key": "a", "id": "e1", "x": {"f": 1.0}}'), now_ms=0)
+    >>> outcome.prediction.to_json()
+    '{"key": "a", "id": "e1", "ts": null, "prediction": 0.0, "model_version": 0}'
+    >>> outcome = step.process(state, ids, decode_event('{"key": "a", "id": "e1", "y": 2.0}'), now_ms=10)
+    >>> outcome.learned, state.model_version, state.metric.get()
+    (True, 1, 2.0)
     """
 
     def __init__(self, kind: Kind, new_model, new_metric, label_ttl_ms: int | None = None,
@@ -351,38 +271,3 @@ class LearningStep:
         detail = f"{type(exc).__name__}: {exc}"
         return Outcome(dead_letter=DeadLetter(event.raw, Reason.MODEL_ERROR, detail, event.key))
 
-
-class KeyExpiry:
-    """When an idle key is dropped (``--key-ttl``): a key that has seen no event for ``ttl_ms`` (processing time).
-
-    The caller remembers when each key last saw an event and asks ``idle`` with
-    the current time, before applying an event and when a timer fires; an idle
-    key's state is dropped whole, and its next event starts from the template.
-    After each event it registers a timer at ``check_at(now_ms)``: coarse
-    boundaries (``granularity_ms``: a tenth of the TTL, at least 1 s) let keys
-    share timer times and keep a busy key's pending checks to at most
-    ``ttl / granularity + 1`` (11), and a key is dropped at most one
-    granularity after it has been idle for the TTL.
-
-    >>> expiry = KeyExpiry(2_000)
-    >>> expiry.idle(last_seen_ms=10_000, now_ms=11_999), expiry.idle(last_seen_ms=10_000, now_ms=12_000)
-    (False, True)
-    >>> expiry.check_at(10_300)
-    13000
-    >>> expiry.idle(None, 99_999)  # nothing remembered: nothing to drop
-    False
-    """
-
-    def __init__(self, ttl_ms: int):
-        if ttl_ms <= 0:
-            raise ValueError(f"a key TTL must be positive, not {ttl_ms} ms")
-        self.ttl_ms = ttl_ms
-        self.granularity_ms = max(1_000, ttl_ms // 10)
-
-    def idle(self, last_seen_ms: int | None, now_ms: int) -> bool:
-        """Whether a key last seen at ``last_seen_ms`` (None: never, or already dropped) is to be dropped at ``now_ms``."""
-        return last_seen_ms is not None and now_ms - last_seen_ms >= self.ttl_ms
-
-    def check_at(self, now_ms: int) -> int:
-        """When to check a key seen at ``now_ms``: the first boundary at which it may have been idle for the TTL."""
-        return next_boundary(now_ms + self.ttl_ms - 1, self.granularity_ms)

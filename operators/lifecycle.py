@@ -15,9 +15,11 @@ import typing
 from river import base, drift, utils
 
 from operators.model_kinds import Kind, Predictor
+from operators.records import drift_record, promotion_record
+from state.envelope import load_state
 from state.exceptions import SettingsError
 
-__all__ = ["Candidate", "Lifecycle", "LifecyclePolicy", "make_detector"]
+__all__ = ["Candidate", "Lifecycle", "LifecycleOptions", "LifecyclePolicy", "check_lifecycle", "make_detector"]
 
 
 @dataclasses.dataclass
@@ -43,32 +45,80 @@ class Lifecycle:
     detector: typing.Any = None
 
 
+@dataclasses.dataclass(frozen=True)
+class LifecycleOptions:
+    """A job's lifecycle options, as the learner is configured with them (picklable, and so shipped to the workers).
+
+    ``detector`` is the envelope (``state.envelope.dump_state``) of the drift
+    detector each key copies, or None; the others are ``LifecyclePolicy``'s.
+    """
+
+    promotion_window: int = 100
+    promotion_margin: float = 0.0
+    detector: bytes | None = None
+    on_drift: str = "none"
+
+
+def check_lifecycle(kind: Kind, metric, challenged: bool, drift_detection: bool) -> None:
+    """Refuse a lifecycle the models cannot have, with a ``SettingsError`` that says why.
+
+    Parameters
+    ----------
+    kind
+        What every model is.
+    metric
+        The job's metric (a river metric), or None if the kind has none.
+    challenged
+        Whether there are challengers (``--challenger``): they are judged on the metric, over a window.
+    drift_detection
+        Whether there is a drift detector (``--drift-detector``): it watches errors against labels.
+
+    Examples
+    --------
+    >>> from river import metrics
+    >>> check_lifecycle(Kind.CLASSIFIER, metrics.Accuracy(), challenged=True, drift_detection=True)
+    >>> check_lifecycle(Kind.CLUSTERER, None, challenged=True, drift_detection=False)
+    Traceback (most recent call last):
+    ...
+    state.exceptions.SettingsError: --challenger needs a metric to judge models by, and a clusterer has none
+    """
+    if challenged and metric is None:
+        raise SettingsError(f"--challenger needs a metric to judge models by, and a {kind.value} has none")
+    if challenged and not callable(getattr(metric, "revert", None)):
+        raise SettingsError(f"--challenger: the metric {type(metric).__name__} cannot be computed over a window")
+    if drift_detection and not kind.supervised:
+        raise SettingsError(f"--drift-detector watches a model's errors against labels; a {kind.value} has none")
+
+
 class LifecyclePolicy:
     """The lifecycle rules of a job, chosen once; the state they act on is each key's ``Lifecycle``.
 
-    Args:
-        kind: what every model is (challengers are refused unless they are the same kind).
-        new_models: name -> a function returning that model for a new key, the serving model's first.
-        new_metric: returns a fresh metric (candidates are judged on it); None if the job has no metric.
-        promotion_window: labelled events a challenger is judged on.
-        promotion_margin: how much better than the serving model a challenger must be over the window.
-        detector: a river drift detector to copy for each key, or None.
-        on_drift: ``"none"`` (report) or ``"reset"`` (each of the key's models starts over).
+    Parameters
+    ----------
+    kind
+        What every model is (challengers are refused unless they are the same kind).
+    new_models
+        Name -> a function returning that model for a new key, the serving model's first.
+    new_metric
+        Returns a fresh metric (candidates are judged on it); None if the job has no metric.
+    promotion_window
+        Labelled events a challenger is judged on.
+    promotion_margin
+        How much better than the serving model a challenger must be over the window.
+    detector
+        A river drift detector to copy for each key, or None.
+    on_drift
+        ``"none"`` (report) or ``"reset"`` (each of the key's models starts over).
 
     The options themselves are validated by ``jobs.settings``; what depends on
-    the models (their kind, the metric) is refused here, on the client, before
-    a job starts.
+    the models (their kind, the metric) is refused by ``check_lifecycle``,
+    here and, before a job starts, on the client.
     """
 
     def __init__(self, kind: Kind, new_models: dict, new_metric, promotion_window: int = 100,
                  promotion_margin: float = 0.0, detector=None, on_drift: str = "none"):
         metric = new_metric()
-        if len(new_models) > 1 and metric is None:
-            raise SettingsError(f"--challenger needs a metric to judge models by, and a {kind.value} has none")
-        if len(new_models) > 1 and not callable(getattr(metric, "revert", None)):
-            raise SettingsError(f"--challenger: the metric {type(metric).__name__} cannot be computed over a window")
-        if detector is not None and not kind.supervised:
-            raise SettingsError(f"--drift-detector watches a model's errors against labels; a {kind.value} has none")
+        check_lifecycle(kind, metric, challenged=len(new_models) > 1, drift_detection=detector is not None)
         self.kind = kind
         self.new_models = new_models
         self.new_metric = new_metric
@@ -79,6 +129,13 @@ class LifecyclePolicy:
         self.bigger_is_better = metric is not None and metric.bigger_is_better
         self.detector = detector
         self.on_drift = on_drift
+
+    @classmethod
+    def from_options(cls, kind: Kind, new_models: dict, new_metric, options: LifecycleOptions) -> "LifecyclePolicy":
+        """The policy ``options`` describe (its detector restored from its envelope), for these models."""
+        detector = None if options.detector is None else load_state(options.detector)
+        return cls(kind, new_models, new_metric, promotion_window=options.promotion_window,
+                   promotion_margin=options.promotion_margin, detector=detector, on_drift=options.on_drift)
 
     @property
     def challenged(self) -> bool:
@@ -143,10 +200,7 @@ class LifecyclePolicy:
 
     def _drift(self, state, key: str, ts) -> dict:
         life = state.lifecycle
-        event = {
-            "key": key, "event": "drift", "model": life.serving, "n": state.metric_n, "ts": ts,
-            "detector": type(life.detector).__name__, "action": self.on_drift,
-        }
+        event = drift_record(key, life.serving, state.metric_n, ts, type(life.detector).__name__, self.on_drift)
         if self.on_drift == "reset":
             for name, candidate in life.candidates.items():
                 candidate.model = self.new_models[name]()
@@ -171,11 +225,8 @@ class LifecyclePolicy:
                 best, best_gain = name, gain
         if best is None:
             return None
-        event = {
-            "key": key, "event": "promotion", "from": life.serving, "to": best, "n": state.metric_n, "ts": ts,
-            "metric": type(serving.metric).__name__,
-            "from_value": serving.window.get(), "to_value": life.candidates[best].window.get(),
-        }
+        event = promotion_record(key, life.serving, best, state.metric_n, ts, type(serving.metric).__name__,
+                                 serving.window.get(), life.candidates[best].window.get())
         life.serving = best
         state.model = life.candidates[best].model
         if life.detector is not None:  # another model's errors: a change the detector must not take for drift

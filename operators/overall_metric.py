@@ -10,9 +10,9 @@ over the stream (``riverflink evaluate --plot``).
 
 from pyflink.datastream import KeyedProcessFunction
 
-from operators.learner_function import END_OF_INPUT, next_boundary
-from operators.learning_step import metric_record
 from operators.outputs import ALL_KEYS
+from operators.records import metric_record
+from operators.timers import END_OF_INPUT, next_boundary
 from state.descriptors import overall_metric_descriptor
 from state.envelope import dump_state, load_state
 

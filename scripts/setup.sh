@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Creates .venv (Python 3.11) with riverflink and its test dependencies, once.
-# Sourced by demo.sh and test.sh; safe to run again.
+# Run by demo.sh and test.sh; safe to run again.
+#
+# usage: setup.sh [--without-java]
+# Flink and Kafka need Java 17, so setup.sh stops early without it, unless told
+# --without-java: test.sh does, as its tests check for Java themselves and
+# `scripts/test.sh -m unit` runs without it (tests/conftest.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,14 +18,18 @@ if [ -z "$python_bin" ]; then
   done
 fi
 [ -n "$python_bin" ] || { echo "riverflink needs Python 3.11 (set RIVERFLINK_PYTHON to its path)" >&2; exit 1; }
-command -v java >/dev/null || { echo "riverflink needs Java 17 (java on PATH) for Flink" >&2; exit 1; }
+if [ "${1:-}" != "--without-java" ]; then
+  command -v java >/dev/null || { echo "riverflink needs Java 17 (java on PATH) for Flink" >&2; exit 1; }
+fi
 
 if [ ! -x .venv/bin/python ]; then
   "$python_bin" -m venv .venv
 fi
 stamp=.venv/.riverflink-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test]'
+  echo "setup: installing riverflink and its dependencies into .venv (a few minutes the first time)" >&2
+  # Twice quiet: errors only, not setuptools' notice about editable installs.
+  .venv/bin/python -m pip install --quiet --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet --quiet -e '.[test]'
   touch "$stamp"
 fi

@@ -14,8 +14,15 @@ has by value, lambdas) and wherever modules are registered to travel by value
 (the client, for a ``file.py`` model spec): pickle would name those by a
 module the workers cannot import. Both write the same stream format, and
 ``pickle.loads`` reads both.
+
+Pickle names classes by module path, so a module of riverflink's whose
+classes live in state (a key's ``KeyState``) keeps its old path in
+``MOVED_MODULES`` when it moves: state in savepoints written before still
+loads, through a slower unpickler used only when the fast one cannot find
+such a module.
 """
 
+import io
 import pickle
 import struct
 
@@ -25,12 +32,19 @@ import river
 from state import attribute_pickle
 from state.exceptions import StateError, StateFormatError, StateVersionError
 
-__all__ = ["FORMAT_VERSION", "dump_state", "load_state", "read_header"]
+__all__ = ["FORMAT_VERSION", "MOVED_MODULES", "dump_state", "load_state", "read_header"]
 
 FORMAT_VERSION = 1
 _MAGIC = b"RFLK"
 # magic, format version, length of the river version string
 _HEADER = struct.Struct(">4sHB")
+# old module path -> where its classes live now
+MOVED_MODULES = {"operators.learning": "operators.learning_step"}
+
+
+class _MovedModulesUnpickler(pickle.Unpickler):
+    def find_class(self, module_name, name):
+        return super().find_class(MOVED_MODULES.get(module_name, module_name), name)
 
 
 def dump_state(obj) -> bytes:
@@ -87,7 +101,13 @@ def load_state(blob: bytes):
             "install the same river version or retrain the models"
         )
         raise StateVersionError(msg)
+    payload = memoryview(blob)[offset:]
     try:
-        return pickle.loads(memoryview(blob)[offset:])
+        try:
+            return pickle.loads(payload)
+        except ModuleNotFoundError as exc:
+            if exc.name not in MOVED_MODULES:
+                raise
+            return _MovedModulesUnpickler(io.BytesIO(payload)).load()
     except Exception as exc:
         raise StateError(f"cannot deserialize state written by river {river_version}: {exc}") from exc

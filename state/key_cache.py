@@ -1,10 +1,10 @@
 """Deserialized key states kept between events, so a key's next event skips reading and unpickling its bytes.
 
 Flink's keyed state is the truth whenever a checkpoint barrier passes: the
-learner writes a key's changes back after every event, or, when its Java
-operator announces barriers, before each one (``operators.learner_function``); a key
-the cache lets go with changes not yet written is handed back by ``put`` to
-be written. Whatever leaves the object apart from its changes (a model that
+key store (``state.key_store``) writes a key's changes back after every
+event, or, when the learner's Java operator announces barriers, before each
+one; a key the cache lets go with changes not yet written is handed back by
+``put`` to be written. Whatever leaves the object apart from its changes (a model that
 raised half-way through an update, a prediction that may have touched the
 model without being written, a key dropped by its TTL) evicts the key, and
 its next event reads the bytes again. A new function instance, after a

@@ -8,7 +8,7 @@ every so often writes the envelope again and clears the log. Both are Flink
 state, current whenever a checkpoint barrier passes (so are the key's event ids: the changes
 since the envelope are in the log too, ``state.key_ids``), so a checkpoint still captures each
 key exactly as of its place in the stream; restoring replays the log on top of
-the envelope. Changes written together (``operators.learner_function``'s write-back)
+the envelope. Changes written together (``state.key_store``'s write-back)
 are appended, or folded, at once.
 
 How often to fold the log into a new envelope trades a write now against a

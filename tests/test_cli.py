@@ -28,6 +28,7 @@ CHICKS = str(DATA / "chick_weights.jsonl")
 MODEL = f"{EXAMPLES}/regressor.py:model"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -83,6 +84,7 @@ def test_bad_arguments_exit_non_zero_with_one_line_and_no_job(args, message, tmp
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -98,6 +100,7 @@ def test_evaluate_and_models_refuse_bad_arguments_with_one_line(args, message):
     assert len(lines) == 1 and lines[0].startswith("riverflink: error:") and message in lines[0], done.stderr
 
 
+@pytest.mark.minicluster
 def test_run_prints_a_summary_a_person_can_read(tmp_path):
     out = tmp_path / "out"
     done = riverflink("run", "--model", MODEL, "--input", CHICKS, "--out", str(out), "--parallelism", "2",
@@ -109,6 +112,7 @@ def test_run_prints_a_summary_a_person_can_read(tmp_path):
     assert "50 keys ->" in done.stdout
 
 
+@pytest.mark.unit
 def test_a_client_property_is_never_echoed(tmp_path):
     done = riverflink("run", "--model", MODEL, "--kafka-bootstrap", "h:1", "--kafka-topic", "t",
                       "--kafka-property", "hunter2-password", env=without_java())
@@ -116,16 +120,19 @@ def test_a_client_property_is_never_echoed(tmp_path):
     assert "hunter2" not in done.stderr + done.stdout
 
 
+@pytest.mark.unit
 def test_produce_refuses_without_a_broker_address():
     done = riverflink("produce", "--topic", "t", CHICKS, env=without_java())
     assert done.returncode == 2 and done.stderr.strip() == "riverflink: error: riverflink produce needs --kafka-bootstrap HOST:PORT"
 
 
+@pytest.mark.unit
 def test_cluster_stop_ends_nothing_it_did_not_start(tmp_path):
     done = riverflink("cluster", "stop", "--port", "1", "--dir", str(tmp_path), env=without_java())
     assert done.returncode == 0 and done.stdout.strip() == "no Flink cluster started by riverflink is running on 127.0.0.1:1"
 
 
+@pytest.mark.unit
 def test_cluster_start_refuses_an_empty_cluster(tmp_path):
     done = riverflink("cluster", "start", "--taskmanagers", "0", "--dir", str(tmp_path), env=without_java())
     assert done.returncode == 2

@@ -17,15 +17,16 @@ import threading
 import pytest
 from river import drift, metrics
 
-from jobs.local.warm_up import WARM_UP_JOB_NAME
-from jobs.runtime.environment import _code_bundle
-from jobs.learn_job import run_job
-from jobs.local.cluster import rest_get
 from jobs.cli.metric_reports import final_metrics
-from jobs.model_spec import load_template
 from jobs.cli.produce import publish
 from jobs.cli.savepoints import stop_with_savepoint
-from jobs.settings import Settings, local_path
+from jobs.learn_job import run_job
+from jobs.local.cluster import rest_get
+from jobs.local.processes import command_line
+from jobs.local.warm_up import WARM_UP_JOB_NAME
+from jobs.model_spec import load_template
+from jobs.runtime.environment import _code_bundle
+from jobs.settings import KafkaSettings, LifecycleSettings, OutputSettings, Settings, TuningSettings, local_path
 from state.destinations import read_records
 from state.snapshots import load_latest_models
 from tests.support import datagen
@@ -34,8 +35,10 @@ from tests.support.flink import expected_lifecycle_predictions, expected_predict
 from tests.support.kafka import new_topic, send_steadily
 from tests.support.lifecycle_data import CHALLENGER, CHAMPION, linear_and_xor_keys, logistic, on_product
 from tests.support.models import ROOT, example
-from tests.support.processes import command_line, descendants
+from tests.support.processes import descendants
 from tests.support.reference import lifecycle_loop, river_loop, same_model
+
+pytestmark = pytest.mark.cluster
 
 KIND = "classifier"
 
@@ -73,18 +76,19 @@ def stream():
     return datagen.to_lines(datagen.many_keys(KIND, n_keys=60, n_events=2000))
 
 
-def _settings(tmp_path, jobmanager, topic, **options) -> Settings:
+def _settings(tmp_path, jobmanager, topic, kafka_bootstrap, events=None, **options) -> Settings:
     out = tmp_path / "out"
     options.setdefault("model", example(KIND)[0])
     return Settings(
-        kafka_bootstrap=options.pop("kafka_bootstrap"), kafka_topics=(topic,),
-        predictions=str(out / "predictions"), metrics=str(out / "metrics"), models_out=str(out / "models"),
-        dead_letters=str(out / "dead-letters"), checkpoint_interval=1.0, jobmanager=jobmanager, **options,
+        kafka=KafkaSettings(bootstrap=kafka_bootstrap, topics=(topic,)),
+        outputs=OutputSettings(predictions=str(out / "predictions"), metrics=str(out / "metrics"),
+                               models_out=str(out / "models"), dead_letters=str(out / "dead-letters"), events=events),
+        checkpoint_interval=1.0, jobmanager=jobmanager, **options,
     )
 
 
 def _committed_predictions(settings: Settings) -> list[dict]:
-    return list(read_records(settings.predictions))
+    return list(read_records(settings.outputs.predictions))
 
 
 def _assert_equals_reference(settings: Settings, lines: list[str]) -> None:
@@ -92,18 +96,19 @@ def _assert_equals_reference(settings: Settings, lines: list[str]) -> None:
     expected, expected_overall = river_loop(lines, template, KIND, new_metric)
     assert predictions_by_id(_committed_predictions(settings)) == expected_predictions(expected)
     final = {}
-    for record in read_records(settings.metrics):
+    for record in read_records(settings.outputs.metrics):
         if record["key"] not in final or record["n"] >= final[record["key"]]["n"]:
             final[record["key"]] = record
-    models = load_latest_models(settings.models_out)
+    models = load_latest_models(settings.outputs.models_out)
     probes = [json.loads(line)["x"] for line in lines[:40]]
     for key, result in expected.items():
         assert (final[key]["value"], final[key]["n"]) == (result.metric.get(), result.n), key
         assert same_model(models[key], result.model, probes), key
     assert final[None]["value"] == pytest.approx(expected_overall.get(), rel=1e-9)
-    assert list(read_records(settings.dead_letters)) == []
+    assert list(read_records(settings.outputs.dead_letters)) == []
 
 
+@pytest.mark.kafka
 @pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])
 def test_stop_with_savepoint_at_parallelism_2_and_resume_at_3(cluster, stream, backend, kafka_bootstrap, tmp_path):
     jobmanager, _ = cluster
@@ -128,14 +133,15 @@ def test_stop_with_savepoint_at_parallelism_2_and_resume_at_3(cluster, stream, b
     _assert_equals_reference(resumed, stream)
 
 
+@pytest.mark.kafka
 def test_challengers_and_drift_detectors_move_with_their_keys_through_a_rescale(cluster, kafka_bootstrap, tmp_path):
     jobmanager, _ = cluster
     lines = datagen.to_lines(datagen.with_delayed_labels(linear_and_xor_keys(n_keys=12, n_events=3000)))
     half = len(lines) // 2
     topic = new_topic(kafka_bootstrap, partitions=3)
     publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "first.jsonl", lines[:half])])
-    lifecycle = dict(model=CHAMPION, challengers=(CHALLENGER,), promotion_window=50, promotion_margin=0.1,
-                     drift_detector="ADWIN", events=str(tmp_path / "out" / "events"))
+    lifecycle = dict(model=CHAMPION, events=str(tmp_path / "out" / "events"), lifecycle=LifecycleSettings(
+        challengers=(CHALLENGER,), promotion_window=50, promotion_margin=0.1, drift_detector="ADWIN"))
     first = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2, detached=True,
                       **lifecycle)
     job = str(run_job(first).get_job_id())
@@ -151,10 +157,10 @@ def test_challengers_and_drift_detectors_move_with_their_keys_through_a_rescale(
     expected, expected_events, _ = lifecycle_loop(lines, {CHAMPION: logistic, CHALLENGER: on_product}, KIND,
                                                   metrics.Accuracy, window=50, margin=0.1, detector=drift.ADWIN())
     assert predictions_by_id(_committed_predictions(resumed)) == expected_lifecycle_predictions(expected)
-    happened = sorted((e["key"], e["event"], e["n"]) for e in read_records(resumed.events))
+    happened = sorted((e["key"], e["event"], e["n"]) for e in read_records(resumed.outputs.events))
     assert happened == sorted((e["key"], e["event"], e["n"]) for e in expected_events)
     assert {key for key, event, _ in happened if event == "promotion"} == {k for k in expected if k.startswith("xor")}
-    final = final_metrics(read_records(resumed.metrics))
+    final = final_metrics(read_records(resumed.outputs.metrics))
     for key, result in expected.items():
         assert (final[None][key]["value"], final[None][key]["n"]) == (result.metric.get(), result.n), key
         for name, metric in result.metrics.items():
@@ -179,6 +185,7 @@ def _kill(victim: str, cluster: list, jobmanager: str, job: str) -> int:
     return pid
 
 
+@pytest.mark.kafka
 @pytest.mark.parametrize("mode, backend, victim, at", [
     ("thread", "hashmap", "taskmanager", 0.25),
     ("thread", "rocksdb", "taskmanager", 0.5),
@@ -191,7 +198,7 @@ def test_a_kill_mid_stream_changes_no_committed_output(mode, backend, victim, at
     with local_cluster(tmp_path / "cluster") as (jobmanager, processes):  # its own: a killed TaskManager stays dead
         settings = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2,
                              detached=True, execution_mode=mode, state_backend=backend,
-                             metrics_interval=1.0, snapshot_interval=1.0)
+                             tuning=TuningSettings(metrics_interval=1.0, snapshot_interval=1.0))
         job = str(run_job(settings).get_job_id())
         wait_until(lambda: _rest(jobmanager, f"/jobs/{job}/checkpoints")["counts"]["completed"], 180,
                    "the job to start and checkpoint")  # Python workers and Kafka readers take a while to start
@@ -217,13 +224,13 @@ def test_a_kill_mid_stream_changes_no_committed_output(mode, backend, victim, at
 
 def _reported_versions(settings: Settings) -> dict:
     latest = {}
-    for snapshot in read_records(settings.models_out):
+    for snapshot in read_records(settings.outputs.models_out):
         latest[snapshot["key"]] = max(latest.get(snapshot["key"], 0), snapshot["model_version"])
     return latest
 
 
 def _overall_n(settings: Settings) -> int:
-    return max((r["n"] for r in read_records(settings.metrics) if r["key"] is None), default=0)
+    return max((r["n"] for r in read_records(settings.outputs.metrics) if r["key"] is None), default=0)
 
 
 def _scored_events(lines: list[str]) -> int:
@@ -269,13 +276,14 @@ def test_an_attached_run_ships_the_project_and_exits_with_the_job(cluster, strea
     origins = {pathlib.Path(model.learned_by) for model in models.values()}
     assert len(origins) == 1, origins
     origin = origins.pop()
-    assert origin.parts[-2:] == ("operators", "learner.py") and not origin.is_relative_to(ROOT), origin
+    assert origin.parts[-2:] == ("operators", "learner_function.py") and not origin.is_relative_to(ROOT), origin
     # Nor the code of the cluster's warm-up job, which this process submitted: the TaskManagers ran that first.
     assert _code_bundle().name not in origin.parts, origin
     expected, _ = river_loop(lines, load_template(spec)[0], KIND, lambda: None)
     assert predictions_by_id(read_records(str(out / "predictions"))) == expected_predictions(expected)
 
 
+@pytest.mark.kafka
 def test_backfill_from_files_then_stream_from_its_savepoint(cluster, stream, kafka_bootstrap, tmp_path):
     jobmanager, _ = cluster
     split = len(stream) * 2 // 3
@@ -283,7 +291,7 @@ def test_backfill_from_files_then_stream_from_its_savepoint(cluster, stream, kaf
     topic = new_topic(kafka_bootstrap, partitions=3)
     backfill = dataclasses.replace(
         _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2, detached=True),
-        inputs=(history,), kafka_topics=(), kafka_bootstrap=None, watch_inputs=1.0,
+        inputs=(history,), kafka=KafkaSettings(), watch_inputs=1.0,
     )
 
     out = tmp_path / "out"

@@ -24,11 +24,13 @@ import tomllib
 import urllib.request
 import zipfile
 
+import pytest
 import yaml
 from kafka import KafkaConsumer
 
-from jobs.cli import _parser, _settings
-from jobs.local.kafka import free_ports, start_broker, stop_broker
+from jobs.cli.parser import build_parser, settings_from_args
+from jobs.local.kafka import start_broker, stop_broker
+from jobs.local.processes import free_ports
 from jobs.model_spec import load_template
 from tests.support.models import ROOT
 
@@ -85,6 +87,7 @@ def _program_args(service: str) -> list[str]:
 
 # --- the compose file and the Dockerfile, statically -------------------------------------------
 
+@pytest.mark.unit
 def test_compose_has_the_services_and_builds_them_from_the_dockerfile():
     assert set(SERVICES) == {"kafka", "jobmanager", "taskmanager", "produce", "job"}
     assert SERVICES["kafka"]["image"] == "apache/kafka:4.1.1"
@@ -97,6 +100,7 @@ def test_compose_has_the_services_and_builds_them_from_the_dockerfile():
     assert SERVICES["taskmanager"]["command"] == "taskmanager"
 
 
+@pytest.mark.unit
 def test_every_dependency_exists_and_waits_for_what_it_needs():
     for name, service in SERVICES.items():
         for target, condition in service.get("depends_on", {}).items():
@@ -113,6 +117,7 @@ def test_every_dependency_exists_and_waits_for_what_it_needs():
     assert "taskmanager" in job
 
 
+@pytest.mark.unit
 def test_kafka_is_one_broker_that_serves_flink_transactions():
     env = {key: str(value) for key, value in SERVICES["kafka"]["environment"].items()}
     for setting in ("OFFSETS_TOPIC_REPLICATION_FACTOR", "TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
@@ -131,6 +136,7 @@ def test_kafka_is_one_broker_that_serves_flink_transactions():
         assert command[command.index("--kafka-bootstrap") + 1] == "kafka:9092", client
 
 
+@pytest.mark.unit
 def test_checkpoints_are_on_a_volume_shared_by_the_cluster():
     assert "checkpoints" in COMPOSE["volumes"]
     for name in ("jobmanager", "taskmanager"):
@@ -140,6 +146,7 @@ def test_checkpoints_are_on_a_volume_shared_by_the_cluster():
     assert args[args.index("--checkpoint-dir") + 1] == "/checkpoints"
 
 
+@pytest.mark.unit
 def test_flink_configuration_points_at_the_jobmanager():
     args = _program_args("job")
     parallelism = int(args[args.index("--parallelism") + 1])
@@ -153,28 +160,31 @@ def test_flink_configuration_points_at_the_jobmanager():
     assert command[command.index("-pym") + 1] == "jobs.cli"
 
 
+@pytest.mark.unit
 def test_job_arguments_parse_and_validate_as_in_the_image(monkeypatch):
     monkeypatch.chdir(ROOT)  # the image's working directory holds the same relative paths
-    args = _parser().parse_args(_program_args("job"))
+    args = build_parser().parse_args(_program_args("job"))
     assert args.command == "run"
-    settings = _settings(args)
-    assert settings.kafka_bootstrap == "kafka:9092" and settings.kafka_topics == ("events",)
-    assert settings.predictions == "kafka://predictions"
+    settings = settings_from_args(args)
+    assert settings.kafka.bootstrap == "kafka:9092" and settings.kafka.topics == ("events",)
+    assert settings.outputs.predictions == "kafka://predictions"
     model_file = args.model.split(":")[0]
     assert (ROOT / model_file).is_file() and model_file.split("/")[0] in _copied()
     load_template(args.model)
 
 
+@pytest.mark.unit
 def test_produce_arguments_parse_and_name_files_in_the_image():
     command = SERVICES["produce"]["command"]
     assert command[0] == "riverflink"
-    args = _parser().parse_args(command[1:])
+    args = build_parser().parse_args(command[1:])
     assert (args.command, args.topic, args.partitions) == ("produce", "events", 3)
     for path in args.files:
         assert (ROOT / path).is_file() and path.split("/")[0] in _copied(), path
     assert args.topic == _program_args("job")[_program_args("job").index("--kafka-topic") + 1]
 
 
+@pytest.mark.unit
 def test_dockerfile_installs_with_the_tested_script():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     base = _instructions("FROM")[0]
@@ -186,11 +196,14 @@ def test_dockerfile_installs_with_the_tested_script():
     for source in copied:
         assert (ROOT / source).exists(), f"COPY {source}: no such path"
     needed = {"pyproject.toml", pyproject["project"]["readme"], "docker", "examples"}
-    needed |= {package.split(".")[0] for package in pyproject["tool"]["setuptools"]["packages"]}
+    packages = pyproject["tool"]["setuptools"]["packages"]  # a list, or what setuptools finds: {"find": {"include"}}
+    packages = packages["find"]["include"] if isinstance(packages, dict) else packages
+    needed |= {package.split(".")[0].rstrip("*") for package in packages}
     assert needed <= copied, f"not copied into the image: {needed - copied}"
     assert any(f"docker/install.sh python3 {_workdir()}" in run for run in _instructions("RUN"))
 
 
+@pytest.mark.unit
 def test_dockerfile_paths_agree():
     env = _dockerfile_env()
     assert env["FLINK_HOME"] == "/usr/local/lib/python3.11/site-packages/pyflink"  # python:3.11 images' site-packages
@@ -218,6 +231,7 @@ def _entrypoint_env(tmp_path: pathlib.Path, properties: str, role: str) -> dict[
     return env
 
 
+@pytest.mark.minicluster  # Flink's configuration script runs Java
 def test_entrypoint_writes_the_container_configuration_without_touching_the_wheel(tmp_path):
     flink_home = pathlib.Path(importlib.util.find_spec("pyflink").origin).parent
     wheel_config = (flink_home / "conf" / "config.yaml").read_bytes()
@@ -252,6 +266,7 @@ def _project_copy(destination: pathlib.Path) -> pathlib.Path:
     return destination
 
 
+@pytest.mark.minicluster  # the install compiles the Java operators and fetches jars with Maven
 def test_install_script_installs_a_working_riverflink_into_a_fresh_environment(tmp_path):
     project = _project_copy(tmp_path / "project")
     venv = tmp_path / "venv"
@@ -359,6 +374,8 @@ def _committed(bootstrap: str, topic: str, expected: int, timeout: float) -> lis
     return records
 
 
+@pytest.mark.cluster
+@pytest.mark.kafka
 def test_compose_commands_run_the_job_on_a_cluster_started_by_the_entrypoint(tmp_path):
     kafka_port, controller_port = free_ports(2)
     bootstrap = f"127.0.0.1:{kafka_port}"

@@ -12,12 +12,14 @@ from river import metrics, naive_bayes, stream
 from jobs.cli.evaluate import SERVED, evaluate
 from jobs.cli.metric_reports import final_metrics
 from jobs.cli.produce import publish
-from jobs.settings import Settings
+from jobs.settings import KafkaSettings, LifecycleSettings, OutputSettings, Settings, TuningSettings
 from state.destinations import read_records
 from tests.support.kafka import new_topic
 from tests.support.models import DATA, EXAMPLES, example
 from tests.support.reference import lifecycle_loop
 from tests.test_cli import riverflink
+
+pytestmark = pytest.mark.minicluster
 
 CHALLENGER = "river.naive_bayes:GaussianNB"
 DELAY = 25  # each label arrives after this many more events of its key
@@ -52,16 +54,17 @@ def test_evaluate_equals_river_progressive_validation_per_model_and_key(tmp_path
     spec, template, _, _ = example("classifier")
     log, datasets = delayed_log((DATA / "phishing.jsonl").read_text().splitlines(), DELAY)
     (tmp_path / "log.jsonl").write_text("\n".join(log) + "\n")
-    settings = Settings(model=spec, challengers=(CHALLENGER,), inputs=(str(tmp_path / "log.jsonl"),),
-                        metrics=str(tmp_path / "metrics"), events=str(tmp_path / "events"),
-                        dead_letters=str(tmp_path / "dead"), metrics_every=50)
+    settings = Settings(model=spec, inputs=(str(tmp_path / "log.jsonl"),),
+                        lifecycle=LifecycleSettings(challengers=(CHALLENGER,)), tuning=TuningSettings(metrics_every=50),
+                        outputs=OutputSettings(metrics=str(tmp_path / "metrics"), events=str(tmp_path / "events"),
+                                               dead_letters=str(tmp_path / "dead")))
 
     evaluation = evaluate(settings)
 
     models = {spec: template, CHALLENGER: naive_bayes.GaussianNB()}
     assert [figures.name for figures in evaluation.models] == [SERVED, spec, CHALLENGER]
     assert evaluation.dead_letters == 0
-    by_model = final_metrics(read_records(settings.metrics))
+    by_model = final_metrics(read_records(settings.outputs.metrics))
     for figures in evaluation.models[1:]:
         per_key = {key: river_evaluate.progressive_val_score(dataset, models[figures.name].clone(), metrics.Accuracy(),
                                                              delay=DELAY) for key, dataset in datasets.items()}
@@ -107,14 +110,16 @@ def test_evaluate_prints_a_table_and_draws_the_plot(tmp_path):
     assert drawn["C0"] > 10 and drawn["C1"] > 200 and drawn["C2"] > 200, drawn  # a legend sample is ~20 px
 
 
+@pytest.mark.kafka
 def test_evaluate_replays_a_kafka_topic_up_to_its_end(tmp_path, kafka_bootstrap):
     spec, template, _, _ = example("regressor")
     log, datasets = delayed_log((DATA / "chick_weights.jsonl").read_text().splitlines(), 3)
     (tmp_path / "log.jsonl").write_text("\n".join(log) + "\n")
     topic = new_topic(kafka_bootstrap, partitions=2)
     publish(kafka_bootstrap, topic, [tmp_path / "log.jsonl"])
-    settings = Settings(model=spec, kafka_bootstrap=kafka_bootstrap, kafka_topics=(topic,), kafka_stop_at_latest=True,
-                        kafka_group="evaluate-test", metrics=str(tmp_path / "metrics"), parallelism=2)
+    settings = Settings(model=spec, parallelism=2, outputs=OutputSettings(metrics=str(tmp_path / "metrics")),
+                        kafka=KafkaSettings(bootstrap=kafka_bootstrap, topics=(topic,), stop_at_latest=True,
+                                            group="evaluate-test"))
 
     figures = evaluate(settings).models[0]
 

@@ -10,6 +10,8 @@ from operators.dead_letters import RAW_LIMIT, DeadLetter, Reason
 from operators.events import Event, decode_event, parse_json
 from tests.test_job_guarantees import BAD_RECORDS
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("line, reason", [r for r in BAD_RECORDS if r[1] not in (Reason.UNKNOWN_ID, Reason.MODEL_ERROR)])
 def test_bad_records_are_rejected_with_their_reason(line, reason):

@@ -5,8 +5,11 @@ import zipfile
 
 import pytest
 
-from jobs.runtime import jars as java_operators
+from jobs.runtime import jars
 from operators.events import decode_event
+from state.exceptions import RiverflinkError
+
+pytestmark = pytest.mark.minicluster  # Java's compilers, and Flink's JVM in this process
 
 CLASSES = {"riverflink/BatchedPythonKeyedProcessOperator.class", "riverflink/BatchedPythonKeyedProcessOperator$Context.class"}
 
@@ -14,12 +17,12 @@ CLASSES = {"riverflink/BatchedPythonKeyedProcessOperator.class", "riverflink/Bat
 @pytest.mark.parametrize("compiler", ["javac", "ecj"])
 def test_the_operators_compile_once_into_a_jar_named_by_their_sources(compiler, tmp_path, monkeypatch):
     monkeypatch.setenv("RIVERFLINK_CACHE", str(tmp_path / "cache"))
-    jar = java_operators.operators_jar(compiler)
+    jar = jars.operators_jar(compiler)
     assert jar.parent == tmp_path / "cache" / "operators"
     with zipfile.ZipFile(jar) as archive:
         assert CLASSES <= set(archive.namelist())
     built = jar.stat().st_mtime_ns
-    assert java_operators.operators_jar(compiler) == jar and jar.stat().st_mtime_ns == built  # cached
+    assert jars.operators_jar(compiler) == jar and jar.stat().st_mtime_ns == built  # cached
     # Java 17 class files (major version 61), whatever Java compiled them.
     shown = subprocess.run(["javap", "-v", "-cp", str(jar), "riverflink.BatchedPythonKeyedProcessOperator"],
                            capture_output=True, text=True, timeout=60)
@@ -29,23 +32,23 @@ def test_the_operators_compile_once_into_a_jar_named_by_their_sources(compiler, 
 def test_a_changed_source_builds_another_jar(tmp_path, monkeypatch):
     sources = tmp_path / "java"
     (sources / "riverflink").mkdir(parents=True)
-    for path in java_operators.JAVA_SOURCES.rglob("*.java"):
-        (sources / path.relative_to(java_operators.JAVA_SOURCES)).write_text(path.read_text())
+    for path in jars.JAVA_SOURCES.rglob("*.java"):
+        (sources / path.relative_to(jars.JAVA_SOURCES)).write_text(path.read_text())
     monkeypatch.setenv("RIVERFLINK_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(java_operators, "JAVA_SOURCES", sources)
-    first = java_operators.operators_jar("javac")
+    monkeypatch.setattr(jars, "JAVA_SOURCES", sources)
+    first = jars.operators_jar("javac")
     source = next(sources.rglob("*.java"))
     source.write_text(source.read_text() + "\n// changed\n")
-    assert java_operators.operators_jar("javac") != first
+    assert jars.operators_jar("javac") != first
 
 
 def test_a_source_that_does_not_compile_fails_with_the_compilers_message(tmp_path, monkeypatch):
     (tmp_path / "java" / "riverflink").mkdir(parents=True)
     (tmp_path / "java" / "riverflink" / "Broken.java").write_text("package riverflink; class Broken { int x = ; }\n")
     monkeypatch.setenv("RIVERFLINK_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(java_operators, "JAVA_SOURCES", tmp_path / "java")
-    with pytest.raises(java_operators.RiverflinkError, match="Broken.java"):
-        java_operators.operators_jar("javac")
+    monkeypatch.setattr(jars, "JAVA_SOURCES", tmp_path / "java")
+    with pytest.raises(RiverflinkError, match="Broken.java"):
+        jars.operators_jar("javac")
     assert not list((tmp_path / "cache").rglob("*.jar"))
 
 
@@ -69,7 +72,7 @@ def key_of_line():
     from pyflink.java_gateway import get_gateway
     from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-    add_jars_to_context_class_loader([java_operators.operators_jar().as_uri()])
+    add_jars_to_context_class_loader([jars.operators_jar().as_uri()])
     return get_gateway().jvm.riverflink.KeyOfLine
 
 

@@ -6,18 +6,21 @@ import json
 
 import pytest
 
+from jobs.settings import TuningSettings
 from operators.dead_letters import Reason
 from tests.support import datagen
 from tests.support.flink import expected_predictions, run
 from tests.support.models import DATA, example
 from tests.support.reference import river_loop, same_model
 
+pytestmark = pytest.mark.minicluster
+
 
 def test_delayed_labels_match_plain_river_with_the_same_delays(tmp_path):
     spec, template, _, new_metric = example("classifier")
     lines = datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("classifier", n_keys=30, n_events=3000)))
     outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "delayed.jsonl", lines)], parallelism=2,
-                  metrics_interval=0.2, snapshot_interval=0.2)
+                  tuning=TuningSettings(metrics_interval=0.2, snapshot_interval=0.2))
 
     # reported periodically while running, and once more at the end (the largest n)
     assert len([m for m in outputs.metrics if m["key"] is None]) > 1
@@ -124,8 +127,9 @@ def test_gzip_files_and_directories_are_read(tmp_path):
 @pytest.mark.parametrize("options", [
     {"state_backend": "rocksdb", "checkpoint_dir": "checkpoints"},
     {"execution_mode": "process"},
-    {"key_cache_mb": 0.004},  # room for a couple of keys: most events read their key's envelope and replay its log
-    {"key_cache_mb": 0},  # no cache: every change rewrites the envelope
+    # room for a couple of keys: most events read their key's envelope and replay its log
+    {"tuning": TuningSettings(key_cache_mb=0.004)},
+    {"tuning": TuningSettings(key_cache_mb=0)},  # no cache: every change rewrites the envelope
 ])
 def test_backends_modes_and_key_cache_sizes_give_the_same_results(tmp_path, options):
     spec, template, _, new_metric = example("regressor")

@@ -8,6 +8,7 @@ import cloudpickle
 import pytest
 from river import drift, metrics
 
+from jobs.settings import LifecycleSettings
 from tests.support import datagen
 from tests.support.flink import expected_lifecycle_predictions, expected_predictions, run
 from tests.support.lifecycle_data import (
@@ -16,6 +17,8 @@ from tests.support.lifecycle_data import (
 from tests.support.models import example
 from tests.support.reference import lifecycle_loop, river_loop, same_model
 from tests.test_cli import riverflink
+
+pytestmark = pytest.mark.minicluster
 
 
 def test_warm_start_serves_every_new_key_from_the_pre_trained_base(tmp_path):
@@ -27,7 +30,7 @@ def test_warm_start_serves_every_new_key_from_the_pre_trained_base(tmp_path):
     lines = datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("regressor", n_keys=20, n_events=800)))
 
     outputs = run(tmp_path, str(tmp_path / "base.pkl"), [datagen.write_lines(tmp_path / "in.jsonl", lines)],
-                  warm_start=True)
+                  lifecycle=LifecycleSettings(warm_start=True))
 
     expected, overall = river_loop(lines, base, "regressor", new_metric, new_model=lambda: copy.deepcopy(base))
     assert outputs.predictions_by_id() == expected_predictions(expected)
@@ -41,7 +44,7 @@ def test_challengers_are_promoted_per_key_with_metrics_per_model(tmp_path):
     lines = datagen.to_lines(datagen.with_delayed_labels(linear_and_xor_keys(n_keys=12, n_events=3000)))
 
     outputs = run(tmp_path, CHAMPION, [datagen.write_lines(tmp_path / "in.jsonl", lines)],
-                  challengers=(CHALLENGER,), promotion_window=50, promotion_margin=0.1)
+                  lifecycle=LifecycleSettings(challengers=(CHALLENGER,), promotion_window=50, promotion_margin=0.1))
 
     templates = {CHAMPION: logistic, CHALLENGER: on_product}
     expected, expected_events, overall = lifecycle_loop(lines, templates, "classifier", metrics.Accuracy,
@@ -92,7 +95,7 @@ def test_drift_reset_restarts_a_keys_model_when_its_errors_change(tmp_path):
     lines = datagen.to_lines(flipping_concept(n_keys=6))
 
     outputs = run(tmp_path, NEVER_FORGETS, [datagen.write_lines(tmp_path / "in.jsonl", lines)],
-                  drift_detector="ADWIN", on_drift="reset")
+                  lifecycle=LifecycleSettings(drift_detector="ADWIN", on_drift="reset"))
 
     expected, expected_events, _ = lifecycle_loop(lines, {NEVER_FORGETS: gaussian_nb}, "classifier",
                                                   metrics.Accuracy, detector=drift.ADWIN(), reset_on_drift=True)

@@ -10,10 +10,13 @@ import json
 import pytest
 from river import evaluate
 
+from jobs.settings import TuningSettings
 from tests.support import datagen
 from tests.support.flink import expected_predictions, run
 from tests.support.models import DATA, example
 from tests.support.reference import KINDS, river_loop, same_model
+
+pytestmark = pytest.mark.minicluster
 
 
 def real_events(kind: str) -> list[str]:
@@ -36,10 +39,11 @@ def test_every_kind_equals_plain_river_at_parallelism_2(kind, backend, tmp_path)
 
 
 @pytest.mark.parametrize("options", [
-    {"batch_lines": 1},  # PyFlink's own operator, every change written as it happens
-    {"batch_lines": 7, "batch_delay": 0.0},  # batches cut short, by size and at once by time
-    {"key_cache_mb": 0.004},  # a cache of a few keys: dirty keys it lets go are written at the end of their batch
-    {"key_cache_mb": 0.0},  # no cache: every change folded at once
+    {"tuning": TuningSettings(batch_lines=1)},  # PyFlink's own operator, every change written as it happens
+    {"tuning": TuningSettings(batch_lines=7, batch_delay=0.0)},  # batches cut short, by size and at once by time
+    # a cache of a few keys: dirty keys it lets go are written at the end of their batch
+    {"tuning": TuningSettings(key_cache_mb=0.004)},
+    {"tuning": TuningSettings(key_cache_mb=0.0)},  # no cache: every change folded at once
 ], ids=["unbatched", "small-batches", "tiny-cache", "no-cache"])
 def test_how_lines_reach_the_learner_and_when_state_is_written_change_nothing(options, tmp_path):
     _assert_equals_plain_river("classifier", tmp_path, **options)

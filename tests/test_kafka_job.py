@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from jobs.cli import FLINK_LOG_DIR
+from jobs.cli.failures import FLINK_LOG_DIR
 from jobs.cli.produce import publish
+from jobs.settings import KafkaSettings
 from operators.dead_letters import Reason
 from state.destinations import read_records
 from tests.support import datagen
@@ -23,6 +24,8 @@ from tests.support.kafka import new_topic, read_topic, send
 from tests.support.models import DATA, ROOT, example
 from tests.support.processes import descendants, interruptible
 from tests.support.reference import river_loop, same_model
+
+pytestmark = [pytest.mark.minicluster, pytest.mark.kafka]
 
 SECRET = "hunter2-never-logged"
 # Given to source and sink; unused on a PLAINTEXT listener, but handed to every Kafka client the job creates.
@@ -53,8 +56,8 @@ def test_topic_read_at_parallelism_2_equals_plain_river(kafka_bootstrap, tmp_pat
     send(kafka_bootstrap, topic, [record for record, _ in KAFKA_BAD_RECORDS])  # between good events: the job goes on
     publish(kafka_bootstrap, topic, [_file(tmp_path / "second.jsonl", lines[half:])])
 
-    outputs = run(tmp_path, spec, [], kafka_bootstrap=kafka_bootstrap, kafka_topics=(topic,),
-                  kafka_stop_at_latest=True, kafka_group="reference")
+    outputs = run(tmp_path, spec, [], kafka=KafkaSettings(bootstrap=kafka_bootstrap, topics=(topic,),
+                                                          stop_at_latest=True, group="reference"))
 
     expected, expected_overall = river_loop(lines, template, "classifier", new_metric)
     assert outputs.predictions_by_id() == expected_predictions(expected)
@@ -101,9 +104,10 @@ def test_files_then_kafka_equals_files_alone(delivery, delayed_label_stream, fil
     predictions_topic = new_topic(kafka_bootstrap, partitions=2)
 
     outputs = run(tmp_path, spec, [_file(tmp_path / "history.jsonl", lines[:split])],
-                  kafka_bootstrap=kafka_bootstrap, kafka_topics=(topic,), kafka_stop_at_latest=True,
-                  kafka_delivery=delivery, predictions=f"kafka://{predictions_topic}", job_name=f"hybrid-{delivery}",
-                  kafka_properties=(("sasl.jaas.config", SECRET_JAAS), ("client.dns.lookup", "use_all_dns_ips")))
+                  kafka=KafkaSettings(
+                      bootstrap=kafka_bootstrap, topics=(topic,), stop_at_latest=True, delivery=delivery,
+                      properties=(("sasl.jaas.config", SECRET_JAAS), ("client.dns.lookup", "use_all_dns_ips"))),
+                  destinations={"predictions": f"kafka://{predictions_topic}"}, job_name=f"hybrid-{delivery}")
 
     assert outputs.predictions_by_id() == file_only.predictions_by_id()  # raises on a duplicate
     per_key, per_key_from_files = _metric_values(outputs), _metric_values(file_only)
@@ -136,8 +140,8 @@ def test_starting_offsets_committed_and_by_time(kafka_bootstrap, tmp_path):
     time.sleep(0.05)
 
     def ids_read(name, offsets, group):
-        outputs = run(tmp_path / name, spec, [], kafka_bootstrap=kafka_bootstrap, kafka_topics=(topic,),
-                      kafka_stop_at_latest=True, kafka_offsets=offsets, kafka_group=group)
+        outputs = run(tmp_path / name, spec, [], kafka=KafkaSettings(bootstrap=kafka_bootstrap, topics=(topic,),
+                                                                     stop_at_latest=True, offsets=offsets, group=group))
         return sorted(int(p["id"][1:]) for p in outputs.predictions)
 
     assert ids_read("first", "committed", "resuming") == list(range(200))  # no committed offsets yet: earliest

@@ -20,6 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from benchmarks.key_ttl import checkpoint_bytes, keys_in_checkpoint, latest_checkpoint, new_key_events
 from jobs.model_spec import load_template
 from jobs.cli.produce import publish
+from jobs.settings import TuningSettings
 from operators.dead_letters import Reason
 from operators.model_kinds import make_metric
 from tests.support import datagen
@@ -28,6 +29,8 @@ from tests.support.kafka import new_topic
 from tests.support.models import ROOT, example
 from tests.support.processes import interruptible
 from tests.support.reference import river_loop
+
+pytestmark = pytest.mark.minicluster
 
 PAUSING_MODEL = '''
 import time
@@ -67,7 +70,7 @@ def test_a_key_back_after_the_ttl_starts_from_the_template_and_idle_keys_report_
     pause = [json.dumps({"key": "b", "id": "pause", "x": {"pause_s": 6.5}, "y": 1.0})]
     after = datagen.to_lines(a_events[12:])
     outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "in.jsonl", before + pause + after)], parallelism=1,
-                  key_ttl=3, metrics_interval=3600, snapshot_interval=3600)
+                  key_ttl=3, tuning=TuningSettings(metrics_interval=3600, snapshot_interval=3600))
 
     first, _ = river_loop(before, template, "regressor", new_metric)
     fresh, _ = river_loop(after, template, "regressor", new_metric)
@@ -107,7 +110,7 @@ def test_labels_after_the_label_ttl_are_dead_letters_and_teach_nothing(tmp_path,
     after = datagen.to_lines([labels[0], labels[1], waiting[2], {k: v for k, v in late.items() if k != "y"},
                               {"key": "a", "id": late["id"], "y": late["y"]}])
     outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "in.jsonl", before + pause + after)],
-                  parallelism=1, label_ttl=1, key_cache_mb=key_cache_mb)
+                  parallelism=1, label_ttl=1, tuning=TuningSettings(key_cache_mb=key_cache_mb))
 
     assert sorted((d["reason"], json.loads(d["raw"])["id"]) for d in outputs.dead_letters) == [
         (Reason.EXPIRED_ID, labels[0]["id"]), (Reason.EXPIRED_ID, labels[1]["id"])]
@@ -175,6 +178,7 @@ class Committed:
                 self.records += [json.loads(record.value) for record in batch]
 
 
+@pytest.mark.kafka
 def test_a_streaming_key_idle_past_the_ttl_starts_again_while_a_busy_key_keeps_learning(kafka_bootstrap, tmp_path):
     spec, template, _, new_metric = example("regressor")
     events = datagen.many_keys("regressor", n_keys=4, n_events=120)
@@ -214,6 +218,7 @@ def test_a_streaming_key_idle_past_the_ttl_starts_again_while_a_busy_key_keeps_l
         assert any(r["n"] == result.n and r["value"] == result.metric.get() for r in reported), key
 
 
+@pytest.mark.kafka
 def test_keyed_state_stays_bounded_under_ever_new_keys(kafka_bootstrap, tmp_path):
     # 150 events/s of keys never seen again (3 events each) for 20 s: 1,000 keys. With a 2 s TTL
     # a checkpoint holds the keys of the last 2-3 s of processing only, and none once the stream stops.

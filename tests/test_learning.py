@@ -9,12 +9,16 @@ import pytest
 
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import decode_event
-from operators.learning_step import KeyExpiry, LearningStep, Prediction, to_json
+from operators.learning_step import LearningStep
+from operators.records import Prediction, to_json
+from operators.timers import KeyExpiry
 from state.envelope import dump_state, load_state
 from state.exceptions import StateError
 from tests.support import datagen
 from tests.support.models import example
 from tests.support.reference import KINDS, river_loop, same_model
+
+pytestmark = pytest.mark.unit
 
 
 def drive(step: LearningStep, lines, clock=lambda: 0, expiry: KeyExpiry | None = None):

@@ -19,6 +19,8 @@ from tests.support.models import example
 from tests.support.reference import lifecycle_loop, river_loop, same_model
 from tests.test_learning import drive
 
+pytestmark = pytest.mark.unit
+
 TEMPLATES = {CHAMPION: logistic, CHALLENGER: on_product}
 
 

@@ -1,14 +1,18 @@
 """``riverflink kafka start|stop``: a real broker, fetched, started, used and stopped by pid."""
 
+import json
 import os
 import subprocess
 import sys
 
+import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from jobs.local.kafka import free_ports
+from jobs.local.processes import free_ports
 from tests.support.models import ROOT
+
+pytestmark = pytest.mark.kafka
 
 
 def riverflink_kafka(*args):
@@ -21,7 +25,7 @@ def test_broker_starts_serves_and_stops(tmp_path):
     where = ["--port", str(port), "--controller-port", str(controller_port), "--data-dir", str(tmp_path / "broker")]
     started = riverflink_kafka("start", *where)
     assert started.returncode == 0, started.stderr
-    pid = int((tmp_path / "broker" / "broker.pid").read_text())
+    pid = json.loads((tmp_path / "broker" / "processes.json").read_text())["broker"]
     try:
         assert f"running on 127.0.0.1:{port} (pid {pid})" in started.stdout
         bootstrap = f"127.0.0.1:{port}"

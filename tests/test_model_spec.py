@@ -38,6 +38,7 @@ CUSTOM_MODEL = textwrap.dedent(
 )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "spec, kind",
     [
@@ -52,6 +53,7 @@ def test_accepted_specs(spec, kind):
     assert load_template(spec)[1] is kind
 
 
+@pytest.mark.unit
 def test_pickled_model(tmp_path):
     template, _ = load_template(f"{EXAMPLES}/regressor.py:model")
     path = tmp_path / "model.pkl"
@@ -60,6 +62,7 @@ def test_pickled_model(tmp_path):
     assert kind is Kind.REGRESSOR and loaded._get_params() == template._get_params()
 
 
+@pytest.mark.unit
 def test_file_model_travels_by_value(tmp_path):
     (tmp_path / "custom_model.py").write_text(CUSTOM_MODEL)
     template, kind = load_template(f"{tmp_path / 'custom_model.py'}:model")
@@ -77,6 +80,7 @@ def test_file_model_travels_by_value(tmp_path):
     assert done.stdout.strip() == "2.5"
 
 
+@pytest.mark.minicluster
 def test_file_model_runs_on_flink_workers(tmp_path):
     (tmp_path / "custom_model.py").write_text(CUSTOM_MODEL)
     spec = f"{tmp_path / 'custom_model.py'}:model"
@@ -87,6 +91,7 @@ def test_file_model_runs_on_flink_workers(tmp_path):
     assert outputs.predictions_by_id() == expected_predictions(expected)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "spec, message",
     [
@@ -105,6 +110,7 @@ def test_refused_specs(spec, message):
         load_template(spec)
 
 
+@pytest.mark.unit
 def test_garbage_pickle_and_raising_file_are_refused(tmp_path):
     (tmp_path / "garbage.pkl").write_bytes(b"not a pickle")
     with pytest.raises(ModelSpecError, match="cannot unpickle"):

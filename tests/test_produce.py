@@ -5,11 +5,14 @@ import json
 import subprocess
 import sys
 
+import pytest
 from kafka import KafkaAdminClient
 
 from tests.support import datagen
 from tests.support.kafka import new_topic, read_topic
 from tests.support.models import ROOT
+
+pytestmark = pytest.mark.kafka
 
 
 def produce(*args):

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import pickle
 import struct
 
 import cloudpickle
@@ -10,10 +11,12 @@ import river
 
 from operators.learning_step import KeyState
 from state.envelope import FORMAT_VERSION, dump_state, load_state, read_header
-from state.exceptions import StateFormatError, StateVersionError
+from state.exceptions import StateError, StateFormatError, StateVersionError
 from tests.support import datagen
 from tests.support.models import KIND_MODELS, example
 from tests.support.reference import KINDS, _learn, _predict, same_model
+
+pytestmark = pytest.mark.unit
 
 
 def trained(kind, n_events=300, seed=3):
@@ -41,6 +44,19 @@ def test_whole_key_state_round_trips(kind):
     restored = load_state(dump_state(state))
     assert (restored.model_version, restored.metric_n) == (300, 12)
     assert same_model(restored.model, model, probes)
+
+
+def test_state_that_names_a_moved_module_still_loads():
+    model, probes = trained("regressor")
+    header = dump_state(None)[: -len(pickle.dumps(None, protocol=pickle.HIGHEST_PROTOCOL))]
+    payload = pickle.dumps(KeyState(model=model, model_version=7), protocol=2)  # protocol 2 names classes as text
+    assert b"coperators.learning_step\nKeyState\n" in payload
+    written_before_the_move = header + payload.replace(b"operators.learning_step\n", b"operators.learning\n")
+    restored = load_state(written_before_the_move)
+    assert isinstance(restored, KeyState) and restored.model_version == 7
+    assert same_model(restored.model, model, probes)
+    with pytest.raises(StateError, match="No module named 'operators.nowhere'"):
+        load_state(header + payload.replace(b"operators.learning_step\n", b"operators.nowhere\n"))
 
 
 def test_state_written_by_another_river_version_is_refused():

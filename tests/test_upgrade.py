@@ -16,12 +16,15 @@ import json
 import pytest
 
 from jobs.cli.produce import publish
+from jobs.settings import KafkaSettings
 from state.envelope import FORMAT_VERSION
 from tests.fixtures.make_savepoint import fixture_dir
 from tests.support.flink import expected_predictions, run
 from tests.support.kafka import new_topic
 from tests.support.models import example
 from tests.support.reference import river_loop, same_model
+
+pytestmark = [pytest.mark.minicluster, pytest.mark.kafka]
 
 
 def test_the_current_code_resumes_from_a_savepoint_of_an_earlier_version(kafka_bootstrap, tmp_path):
@@ -34,8 +37,9 @@ def test_the_current_code_resumes_from_a_savepoint_of_an_earlier_version(kafka_b
     topic = new_topic(kafka_bootstrap, partitions=3)
     publish(kafka_bootstrap, topic, [str(rest)])
 
-    outputs = run(tmp_path, about["model"], [], parallelism=3, kafka_bootstrap=kafka_bootstrap,
-                  kafka_topics=(topic,), kafka_stop_at_latest=True, from_savepoint=str(fixture / "savepoint"),
+    outputs = run(tmp_path, about["model"], [], parallelism=3,
+                  kafka=KafkaSettings(bootstrap=kafka_bootstrap, topics=(topic,), stop_at_latest=True),
+                  from_savepoint=str(fixture / "savepoint"),
                   allow_non_restored_state=True)  # the backfill's file source is not in a Kafka job
 
     _, template, _, new_metric = example(about["kind"])

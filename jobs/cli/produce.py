@@ -11,30 +11,69 @@ import gzip
 import json
 import logging
 import pathlib
+import sys
 from collections.abc import Callable, Iterator
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from jobs.kafka_client import python_options
 from state.exceptions import RiverflinkError, SettingsError
 
-__all__ = ["Published", "publish", "event_key", "client_config", "python_option"]
+__all__ = ["Published", "command", "publish", "event_key"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class Published:
+    """What ``publish`` sent: records, those without a key, and the topic's partitions (``created``: by it)."""
+
     records: int
     unkeyed: int
     partitions: int
     created: bool
 
 
+def command(args) -> int:
+    """Carry out ``riverflink produce``, with a progress bar on a terminal; returns the exit status.
+
+    Parameters
+    ----------
+    args
+        The parsed ``produce`` arguments.
+    """
+    if args.kafka_bootstrap is None:
+        raise SettingsError("riverflink produce needs --kafka-bootstrap HOST:PORT")
+    if args.partitions < 1 or args.replication_factor < 1:
+        raise SettingsError("--partitions and --replication-factor must be at least 1")
+    show = _progress_bar if sys.stderr.isatty() else None
+    published = publish(args.kafka_bootstrap, args.topic, [pathlib.Path(f) for f in args.files], args.partitions,
+                        args.replication_factor, tuple(args.kafka_property), show)
+    if show is not None:
+        print(file=sys.stderr)
+    topic = f"{args.topic} ({'created, ' if published.created else ''}{published.partitions} partitions)"
+    print(f"published {published.records} records from {len(args.files)} file(s) to {topic}; "
+          f"{published.unkeyed} without a key")
+    return 0
+
+
+def _progress_bar(done: int, total: int) -> None:
+    share = done / total if total else 1.0
+    print(f"\r[{'#' * int(share * 30):<30}] {share:6.1%}", end="", file=sys.stderr, flush=True)
+
+
 def event_key(line: str) -> bytes | None:
     """The Kafka key of an event line: its ``key`` as text, or None when the line has no readable key.
 
+    Parameters
+    ----------
+    line
+        One line of an event file, as it is sent.
+
+    Examples
+    --------
     >>> event_key('{"key": 42, "x": {}}'), event_key('{"key": "card-1"}'), event_key('not json')
     (b'42', b'card-1', None)
     """
@@ -46,25 +85,6 @@ def event_key(line: str) -> bytes | None:
     if isinstance(key, bool) or not isinstance(key, (str, int)):
         return None
     return str(key).encode()
-
-
-def client_config(properties: tuple[tuple[str, str], ...]) -> dict:
-    """kafka-python settings from Java-style client properties (``security.protocol`` -> ``security_protocol``).
-
-    Only a property's name ever appears in an error: values may be credentials.
-    """
-    config = {}
-    for name, value in properties:
-        option, converted = python_option(name, value)
-        if option not in KafkaProducer.DEFAULT_CONFIG or option not in KafkaAdminClient.DEFAULT_CONFIG:
-            raise SettingsError(f"--kafka-property {name}: not a client property riverflink produce can pass on")
-        config[option] = converted
-    return config
-
-
-def python_option(name: str, value: str) -> tuple[str, str | int]:
-    """kafka-python's option for a Java-style client property: ``sasl.mechanism=X`` -> ``("sasl_mechanism", "X")``."""
-    return name.replace(".", "_"), int(value) if value.isdigit() else value
 
 
 def _lines(path: pathlib.Path) -> Iterator[tuple[str, int]]:
@@ -89,15 +109,35 @@ def _ensure_topic(admin: KafkaAdminClient, topic: str, partitions: int, replicat
 
 def publish(bootstrap: str, topic: str, files: list[str | pathlib.Path], partitions: int = 1, replication: int = 1,
             properties: tuple[tuple[str, str], ...] = (), progress: Callable[[int, int], None] | None = None) -> Published:
-    """Send every line of ``files`` to ``topic`` (created with ``partitions`` if missing); returns what was sent.
+    """Send every line of ``files`` to ``topic``, keyed by ``event_key``; returns what was sent.
 
-    ``progress(bytes_read, bytes_total)`` is called now and then for a progress display.
+    Parameters
+    ----------
+    bootstrap
+        The Kafka bootstrap servers, ``HOST:PORT[,...]``.
+    topic
+        Created with ``partitions`` and ``replication`` if it does not exist.
+    files
+        JSON-lines files, gzipped if their name ends in ``.gz``.
+    partitions, replication
+        For a topic that does not exist yet.
+    properties
+        Java-style client properties (``--kafka-property``); one kafka-python cannot take is refused.
+    progress
+        Called now and then with ``(bytes_read, bytes_total)``, for a progress display.
+
+    Raises
+    ------
+    SettingsError
+        For a missing file or a property that cannot be passed on.
+    RiverflinkError
+        If some records were not published.
     """
     files = [pathlib.Path(path) for path in files]
     for path in files:
         if not path.is_file():
             raise SettingsError(f"{path}: no such file")
-    config = client_config(properties)
+    config = python_options(properties, KafkaProducer, KafkaAdminClient, strict=True)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, **config)
     try:
         partitions, created = _ensure_topic(admin, topic, partitions, replication)

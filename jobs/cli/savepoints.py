@@ -15,7 +15,7 @@ import urllib.request
 
 from state.exceptions import RiverflinkError
 
-__all__ = ["trigger_savepoint", "stop_with_savepoint"]
+__all__ = ["command", "trigger_savepoint", "stop_with_savepoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,35 @@ def _await(jobmanager: str, job_id: str, request_id: str) -> str:
     raise RiverflinkError(f"the savepoint of job {job_id} did not complete within {TIMEOUT_S} s")
 
 
+def command(args) -> int:
+    """Carry out ``riverflink savepoint`` or ``riverflink stop``, printing the savepoint's location.
+
+    Returns the exit status.
+
+    Parameters
+    ----------
+    args
+        The parsed ``savepoint`` or ``stop`` arguments.
+    """
+    if args.command == "stop":
+        print(stop_with_savepoint(args.jobmanager, args.job_id, args.savepoint_dir, args.drain))
+    else:
+        print(trigger_savepoint(args.jobmanager, args.job_id, args.savepoint_dir))
+    return 0
+
+
 def trigger_savepoint(jobmanager: str, job_id: str, target: str | None = None) -> str:
-    """Take a savepoint of a running job; returns its location. ``target`` None: the cluster's savepoint dir."""
+    """Take a savepoint of a running job; returns its location.
+
+    Parameters
+    ----------
+    jobmanager
+        The cluster's REST address, ``HOST:PORT``.
+    job_id
+        The running job's id.
+    target
+        The directory to write it under; None: the cluster's ``execution.checkpointing.savepoint-dir``.
+    """
     answer = _request(jobmanager, f"/jobs/{job_id}/savepoints",
                       {"target-directory": target, "cancel-job": False, "formatType": "CANONICAL"})
     location = _await(jobmanager, job_id, answer["request-id"])
@@ -63,9 +90,17 @@ def trigger_savepoint(jobmanager: str, job_id: str, target: str | None = None) -
 def stop_with_savepoint(jobmanager: str, job_id: str, target: str | None = None, drain: bool = False) -> str:
     """Stop a job with a savepoint (no event is processed after it); returns the savepoint's location.
 
-    ``drain`` ends the job as if its input had ended: every key reports its
-    final metric and model snapshot before the savepoint. Resume from a
-    drained savepoint only to replay, not to go on.
+    Parameters
+    ----------
+    jobmanager
+        The cluster's REST address, ``HOST:PORT``.
+    job_id
+        The running job's id.
+    target
+        The directory to write it under; None: the cluster's ``execution.checkpointing.savepoint-dir``.
+    drain
+        End the job as if its input had ended: every key reports its final metric and model snapshot before
+        the savepoint. Resume from a drained savepoint only to replay, not to go on.
     """
     answer = _request(jobmanager, f"/jobs/{job_id}/stop",
                       {"targetDirectory": target, "drain": drain, "formatType": "CANONICAL"})

@@ -1,0 +1,1 @@
+"""Local helper services for development, tests and benchmarks: a Flink standalone cluster and a Kafka broker."""

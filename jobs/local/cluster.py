@@ -4,22 +4,21 @@ One JobManager and N TaskManagers run as separate JVMs on 127.0.0.1, each
 started in the foreground of its own process, so the pid we record is the
 JVM's. The cluster gets its own configuration, log and pid folders; the
 installed package is never modified, and ``stop`` ends only the processes
-that ``start`` recorded, after checking each is still the one it started.
+that ``start`` recorded, after checking each is still the one it started
+(``jobs.local.processes``). Before ``start`` reports the cluster ready, it
+runs a first job on every slot (``jobs.local.warm_up``).
 """
 
 import dataclasses
 import json
-import logging
 import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 
+from jobs.local.processes import PidFile, end, launch, wait_until_ready
 from jobs.local.warm_up import warm_up
 from jobs.runtime.environment import WORKER_HASH_SEED, python_path
 from jobs.runtime.jars import FLINK_HOME, cache_root
@@ -28,22 +27,42 @@ from state.exceptions import RiverflinkError
 __all__ = ["ClusterProcess", "start_cluster", "stop_cluster", "cluster_dir", "cluster_processes",
            "rest_get"]
 
-logger = logging.getLogger(__name__)
-
 START_TIMEOUT_S = 120
-STOP_TIMEOUT_S = 30
 QUICK_JIT = "-XX:TieredStopAtLevel=1"  # the JobManager's and TaskManagers' JIT: see _configuration
 
 
 @dataclasses.dataclass(frozen=True)
 class ClusterProcess:
-    role: str  # "jobmanager" or "taskmanager"
-    name: str  # the TaskManager's resource id (tm-1, tm-2, ...), or "jobmanager"
+    """A JVM of a local cluster.
+
+    Parameters
+    ----------
+    role
+        ``"jobmanager"`` or ``"taskmanager"``.
+    name
+        The TaskManager's resource id (``tm-1``, ``tm-2``, ...), or ``"jobmanager"``.
+    pid
+        The JVM's pid.
+    """
+
+    role: str
+    name: str
     pid: int
+
+    @classmethod
+    def named(cls, name: str, pid: int) -> "ClusterProcess":
+        """The process called ``name`` in the cluster's pid file."""
+        return cls("jobmanager" if name == "jobmanager" else "taskmanager", name, pid)
 
 
 def cluster_dir(port: int) -> pathlib.Path:
-    """Where the cluster whose REST API listens on ``port`` keeps config, logs and pids, by default."""
+    """Where the cluster whose REST API listens on ``port`` keeps config, logs and pids, by default.
+
+    Parameters
+    ----------
+    port
+        The port of the cluster's REST API on 127.0.0.1.
+    """
     return cache_root() / f"flink-cluster-{port}"
 
 
@@ -101,122 +120,133 @@ def _prepare(home: pathlib.Path, options: list[str]) -> dict[str, str]:
 
 
 def rest_get(port: int, path: str, timeout: float = 5) -> dict:
-    """GET a JSON resource of the JobManager's REST API on 127.0.0.1:``port``."""
+    """GET a JSON resource of the JobManager's REST API on 127.0.0.1:``port``.
+
+    Parameters
+    ----------
+    port
+        The REST API's port.
+    path
+        The resource, e.g. ``/overview`` or ``/jobs/<job id>``.
+    timeout
+        Seconds to wait for the answer.
+
+    Returns
+    -------
+    dict
+        The decoded JSON.
+    """
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
         return json.loads(response.read())
 
 
-def _accepts_connections(port: int) -> bool:
+def _overview(port: int) -> dict | None:
+    """The cluster's ``/overview``, or None while nothing answers on ``port``."""
     try:
-        rest_get(port, "/overview", timeout=2)
-        return True
-    except (OSError, urllib.error.URLError):
-        return False
+        return rest_get(port, "/overview", timeout=2)
+    except OSError:  # urllib's URLError included
+        return None
 
 
-def _launch(env: dict, home: pathlib.Path, role: str, name: str, extra: list[str]) -> subprocess.Popen:
-    script = FLINK_HOME / "bin" / ("jobmanager.sh" if role == "jobmanager" else "taskmanager.sh")
-    with (home / "log" / f"{name}.out").open("ab") as out:
-        # start-foreground execs the JVM, so this pid is the JVM's; its own session keeps
-        # it alive after the caller exits and out of the caller's Ctrl-C.
-        process = subprocess.Popen(["bash", str(script), "start-foreground", *extra], env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
-    process.cluster_process = ClusterProcess(role, name, process.pid)
-    return process
+def _launch(env: dict, home: pathlib.Path, name: str, extra: list[str]) -> subprocess.Popen:
+    """Start the JobManager (``name`` "jobmanager") or a TaskManager.
+
+    ``start-foreground`` execs the JVM, so the process's pid is the JVM's.
+    """
+    script = FLINK_HOME / "bin" / ("jobmanager.sh" if name == "jobmanager" else "taskmanager.sh")
+    return launch(["bash", str(script), "start-foreground", *extra], home / "log" / f"{name}.out", env=env, cwd=home)
+
+
+def _pid_file(home: pathlib.Path) -> PidFile:
+    """The pids of the cluster in ``home``: its JVMs are those started with its own configuration folder."""
+    return PidFile(home / "processes.json", (str(home / "conf"),))
 
 
 def start_cluster(taskmanagers: int = 1, slots: int = 1, port: int = 8081, rpc_port: int = 6123,
                   home: pathlib.Path | None = None, warm: bool = True) -> list[ClusterProcess]:
-    """Start the cluster and return its processes once every TaskManager has registered.
+    """Start the cluster and return its processes once every TaskManager has registered (and warmed up).
 
-    ``warm``: and has run ``jobs.local.warm_up``, so the first job starts as fast as later ones.
+    Parameters
+    ----------
+    taskmanagers
+        How many TaskManagers, each a JVM of its own.
+    slots
+        Task slots per TaskManager.
+    port
+        The port of the REST API and web UI on 127.0.0.1.
+    rpc_port
+        The JobManager's RPC port on 127.0.0.1.
+    home
+        The cluster's folder (configuration, logs, pids, checkpoints, scratch); :func:`cluster_dir` by default.
+    warm
+        Run :func:`jobs.local.warm_up.warm_up` before returning, so the first job starts as fast as later ones.
+
+    Returns
+    -------
+    list[ClusterProcess]
+        The JobManager, then the TaskManagers.
+
+    Raises
+    ------
+    RiverflinkError
+        If the cluster of ``home`` already runs, ``port`` already answers, or the cluster does not
+        start or warm up; then every process it started is stopped.
     """
     if taskmanagers < 1 or slots < 1:
         raise RiverflinkError("a cluster needs at least one TaskManager with at least one slot")
     home = pathlib.Path(home or cluster_dir(port)).resolve()
     if cluster_processes(home):
         raise RiverflinkError(f"a cluster started from {home} is already running; stop it first")
-    if _accepts_connections(port):
+    if _overview(port) is not None:
         raise RiverflinkError(f"port {port} on 127.0.0.1 already answers as a Flink REST API")
     home.mkdir(parents=True, exist_ok=True)
     for scratch in (home / "work", home / "tmp"):  # a previous run's: no process of this cluster runs to recover it
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
     env = _prepare(home, _configuration(port, rpc_port, slots, home))
-    launched = [_launch(env, home, "jobmanager", "jobmanager", [])]
-    for number in range(1, taskmanagers + 1):
-        name = f"tm-{number}"
-        launched.append(_launch(env, home, "taskmanager", name, ["-D", f"taskmanager.resource-id={name}"]))
-    processes = [process.cluster_process for process in launched]
-    (home / "processes.json").write_text(json.dumps([dataclasses.asdict(p) for p in processes]))
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        dead = [process.cluster_process.name for process in launched if process.poll() is not None]
-        if dead:
-            _abandon(launched, home)
-            raise RiverflinkError(f"{', '.join(dead)} exited while starting; see {home / 'log'}")
-        if _accepts_connections(port) and rest_get(port, "/overview")["taskmanagers"] == taskmanagers:
-            break
-        time.sleep(1)
-    else:
-        _abandon(launched, home)
-        raise RiverflinkError(f"the cluster did not have {taskmanagers} TaskManagers within {START_TIMEOUT_S} s")
-    if warm:
-        try:
-            warm_up(f"127.0.0.1:{port}", taskmanagers * slots, home)
-        except Exception as exc:
-            _abandon(launched, home)
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RiverflinkError(f"the cluster started but could not run its warm-up job ({first_line}); "
-                                  f"see {home / 'log'}") from exc
-    return processes
-
-
-def _abandon(launched: list[subprocess.Popen], home: pathlib.Path) -> None:
-    """Stop a cluster that failed to start: its processes by pid, even those not yet exec'ed into Java."""
-    for process in launched:
-        if process.poll() is None:
-            process.terminate()
-    for process in launched:
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    (home / "processes.json").unlink(missing_ok=True)
-
-
-def _is_ours(pid: int, home: pathlib.Path) -> bool:
-    """Whether ``pid`` is still a Flink JVM of the cluster in ``home`` (pids get reused)."""
+    started = {"jobmanager": _launch(env, home, "jobmanager", [])}
+    for name in (f"tm-{number}" for number in range(1, taskmanagers + 1)):
+        started[name] = _launch(env, home, name, ["-D", f"taskmanager.resource-id={name}"])
+    pid_file = _pid_file(home)
+    pid_file.record({name: process.pid for name, process in started.items()})
     try:
-        command = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return str(home / "conf").encode() in command
+        wait_until_ready(lambda: (_overview(port) or {}).get("taskmanagers") == taskmanagers, started,
+                         START_TIMEOUT_S, f"{taskmanagers} TaskManagers to register", home / "log")
+        if warm:
+            warm_up(f"127.0.0.1:{port}", taskmanagers * slots, home)
+    except RiverflinkError:
+        end(started.values())  # by Popen: even those not yet exec'ed into Java
+        pid_file.remove()
+        raise
+    return [ClusterProcess.named(name, process.pid) for name, process in started.items()]
 
 
 def cluster_processes(home: pathlib.Path) -> list[ClusterProcess]:
-    """The recorded processes of the cluster in ``home`` that are still running."""
-    record = pathlib.Path(home) / "processes.json"
-    if not record.exists():
-        return []
-    recorded = [ClusterProcess(**fields) for fields in json.loads(record.read_text())]
-    return [process for process in recorded if _is_ours(process.pid, pathlib.Path(home).resolve())]
+    """The recorded processes of the cluster in ``home`` that are still running.
+
+    Parameters
+    ----------
+    home
+        The folder the cluster was started from.
+    """
+    running = _pid_file(pathlib.Path(home).resolve()).running()
+    return [ClusterProcess.named(name, pid) for name, pid in running.items()]
 
 
 def stop_cluster(port: int = 8081, home: pathlib.Path | None = None) -> int:
-    """Stop what ``start_cluster`` started from ``home``; returns how many processes were running."""
+    """Stop what ``start_cluster`` started from ``home``, TaskManagers first (the JobManager sees them go).
+
+    Parameters
+    ----------
+    port
+        The REST API's port, which names the cluster's default folder.
+    home
+        The folder the cluster was started from; :func:`cluster_dir` of ``port`` by default.
+
+    Returns
+    -------
+    int
+        How many of its processes were running.
+    """
     home = pathlib.Path(home or cluster_dir(port)).resolve()
-    running = cluster_processes(home)
-    for process in reversed(running):  # TaskManagers first: the JobManager sees them go
-        os.kill(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while any(_is_ours(p.pid, home) for p in running) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for process in running:
-        if _is_ours(process.pid, home):
-            logger.warning("%s (pid %d) did not stop within %d s; killing it", process.name, process.pid,
-                           STOP_TIMEOUT_S)
-            os.kill(process.pid, signal.SIGKILL)
-    (home / "processes.json").unlink(missing_ok=True)
-    return len(running)
+    return len(_pid_file(home).stop())

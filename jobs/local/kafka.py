@@ -4,28 +4,22 @@ Kafka's jars come from Maven Central through Maven on first use, at a pinned
 version, and are cached under ``~/.cache/riverflink`` (``RIVERFLINK_CACHE``
 overrides it). The broker runs broker and controller in one JVM; ``stop``
 ends only the process whose pid ``start`` recorded, and only if it is still
-that broker.
+that broker (``jobs.local.processes``).
 """
 
-import logging
-import os
 import pathlib
-import signal
 import socket
 import subprocess
-import time
 
+from jobs.local.processes import PidFile, end, launch, wait_until_ready
 from jobs.runtime.jars import cache_root, fetch_jars
 from state.exceptions import RiverflinkError
 
-__all__ = ["KAFKA_VERSION", "fetch_kafka", "start_broker", "stop_broker", "broker_dir", "free_ports"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["KAFKA_VERSION", "fetch_kafka", "start_broker", "stop_broker", "broker_dir"]
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"  # Kafka 4 logs through log4j2; its POM ships no slf4j binding
 START_TIMEOUT_S = 90
-STOP_TIMEOUT_S = 30
 
 _SERVER_PROPERTIES = """process.roles=broker,controller
 node.id=1
@@ -58,25 +52,19 @@ appender.file.layout.pattern=%d %p %c: %m%n
 """
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports, for a broker that must not collide with anything (tests, benchmarks)."""
-    probes = [socket.socket() for _ in range(count)]  # held open together, so no port repeats
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
 def broker_dir(port: int) -> pathlib.Path:
-    """Where the broker listening on ``port`` keeps its data, config, log and pid, by default."""
+    """Where the broker listening on ``port`` keeps its data, config, log and pid, by default.
+
+    Parameters
+    ----------
+    port
+        The broker's port on 127.0.0.1.
+    """
     return cache_root() / f"kafka-broker-{port}"
 
 
 def fetch_kafka() -> pathlib.Path:
-    """The directory of Kafka's jars, fetched with Maven on first use."""
+    """The folder of Kafka's jars (:data:`KAFKA_VERSION`), fetched with Maven on first use."""
     return fetch_jars(f"kafka-{KAFKA_VERSION}", [f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}",
                                                  f"org.apache.logging.log4j:log4j-slf4j-impl:{LOG4J_VERSION}"])
 
@@ -92,13 +80,39 @@ def _accepts_connections(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _pid_file(data_dir: pathlib.Path) -> PidFile:
+    """The broker's pid, and the arguments that tell it is still the broker of ``data_dir``."""
+    return PidFile(data_dir / "processes.json", ("kafka.Kafka", str(data_dir / "server.properties")))
+
+
 def start_broker(port: int = 9092, controller_port: int | None = None, data_dir: pathlib.Path | None = None) -> int:
-    """Start a broker on 127.0.0.1:``port`` and return its pid once it answers requests."""
+    """Start a broker on 127.0.0.1:``port`` and return its pid once it answers requests.
+
+    Parameters
+    ----------
+    port
+        The broker's port on 127.0.0.1 (``PLAINTEXT``).
+    controller_port
+        The KRaft controller's port; ``port + 1`` by default.
+    data_dir
+        Where the broker keeps its data, configuration, logs and pid; :func:`broker_dir` by default.
+        A broker started again from the same folder keeps its topics.
+
+    Returns
+    -------
+    int
+        The broker's pid.
+
+    Raises
+    ------
+    RiverflinkError
+        If a broker of ``data_dir`` already runs, a port is taken, or the broker does not start.
+    """
     controller_port = controller_port or port + 1
     data_dir = pathlib.Path(data_dir or broker_dir(port)).resolve()
-    pid_file = data_dir / "broker.pid"
-    if pid_file.exists() and _is_our_broker(int(pid_file.read_text()), data_dir):
-        raise RiverflinkError(f"a broker started from {data_dir} is already running (pid {pid_file.read_text()})")
+    pid_file = _pid_file(data_dir)
+    if running := pid_file.running():
+        raise RiverflinkError(f"a broker started from {data_dir} is already running (pid {running['broker']})")
     for busy in (port, controller_port):
         if _accepts_connections(busy):
             raise RiverflinkError(f"port {busy} on 127.0.0.1 is already in use")
@@ -112,20 +126,17 @@ def start_broker(port: int = 9092, controller_port: int | None = None, data_dir:
                                     capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         subprocess.run(_java(lib, data_dir, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)),
                        capture_output=True, text=True, check=True)
-    with (data_dir / "broker.out").open("ab") as out:
-        broker = subprocess.Popen(_java(lib, data_dir, "kafka.Kafka", str(properties)),
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    pid_file.write_text(str(broker.pid))
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if broker.poll() is not None:
-            pid_file.unlink()
-            raise RiverflinkError(f"the Kafka broker exited with status {broker.returncode}; see {data_dir / 'broker.log'}")
-        if _accepts_connections(port) and _answers(port):
-            return broker.pid
-        time.sleep(0.5)
-    stop_broker(port, data_dir)
-    raise RiverflinkError(f"the Kafka broker did not answer on 127.0.0.1:{port} within {START_TIMEOUT_S} s")
+    broker = launch(_java(lib, data_dir, "kafka.Kafka", str(properties)), data_dir / "broker.out")
+    pid_file.record({"broker": broker.pid})
+    try:
+        wait_until_ready(lambda: _accepts_connections(port) and _answers(port), {"the Kafka broker": broker},
+                         START_TIMEOUT_S, f"the Kafka broker to answer on 127.0.0.1:{port}", data_dir / "broker.log",
+                         poll=0.5)
+    except RiverflinkError:
+        end([broker])
+        pid_file.remove()
+        raise
+    return broker.pid
 
 
 def _answers(port: int) -> bool:
@@ -145,30 +156,20 @@ def _answers(port: int) -> bool:
         admin.close()
 
 
-def _is_our_broker(pid: int, data_dir: pathlib.Path) -> bool:
-    """Whether ``pid`` is still the broker started from ``data_dir`` (pids get reused)."""
-    try:
-        command = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return b"kafka.Kafka" in command and str(data_dir / "server.properties").encode() in command
-
-
 def stop_broker(port: int = 9092, data_dir: pathlib.Path | None = None) -> bool:
-    """Stop the broker ``start_broker`` started from ``data_dir``; False if none was running."""
+    """Stop the broker ``start_broker`` started from ``data_dir``, by its recorded pid.
+
+    Parameters
+    ----------
+    port
+        The broker's port, which names its default folder.
+    data_dir
+        The folder the broker was started from; :func:`broker_dir` of ``port`` by default.
+
+    Returns
+    -------
+    bool
+        Whether that broker was running.
+    """
     data_dir = pathlib.Path(data_dir or broker_dir(port)).resolve()
-    pid_file = data_dir / "broker.pid"
-    if not pid_file.exists():
-        return False
-    pid = int(pid_file.read_text())
-    running = _is_our_broker(pid, data_dir)
-    if running:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while _is_our_broker(pid, data_dir) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _is_our_broker(pid, data_dir):
-            logger.warning("Kafka broker %d did not stop within %d s; killing it", pid, STOP_TIMEOUT_S)
-            os.kill(pid, signal.SIGKILL)
-    pid_file.unlink()
-    return running
+    return bool(_pid_file(data_dir).stop())

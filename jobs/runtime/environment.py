@@ -1,8 +1,12 @@
-"""A StreamExecutionEnvironment configured from Settings: the only place that knows a job's Flink option names."""
+"""A StreamExecutionEnvironment configured from Settings: the only place that knows a job's Flink option names.
+
+It also prepares what Flink's Python workers start with (their PYTHONPATH,
+with ``worker_boot/``, and a fixed hash seed) and, for a job submitted to a
+cluster, ships riverflink's own packages with it.
+"""
 
 import atexit
 import functools
-import logging
 import os
 import pathlib
 import shutil
@@ -19,12 +23,11 @@ from jobs.settings import Settings, local_path
 
 __all__ = ["create_environment", "flink_configuration", "python_path", "PROJECT_ROOT", "WORKER_HASH_SEED"]
 
-logger = logging.getLogger(__name__)
-
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]  # holds jobs/, operators/, state/
 WORKER_BOOT = pathlib.Path(__file__).resolve().parent / "worker_boot"  # see its sitecustomize.py
 WORKER_HASH_SEED = "0"
-# What a job ships to a cluster's workers, and what worker_boot/sitecustomize.py forgets of an earlier job.
+# What a job ships to a cluster's workers (with their subpackages: jobs.cli, jobs.local, jobs.runtime, ...),
+# and what worker_boot/sitecustomize.py forgets of an earlier job.
 CODE_PACKAGES = ("jobs", "operators", "state")
 # Restarts after a failure: 1, 2, 4, 8, 16, 30 s apart, then the job fails. Long enough to outlast
 # a lost TaskManager's heartbeat timeout; short enough that a job broken for good fails within
@@ -48,8 +51,23 @@ def _expose_python_path() -> None:
 def python_path(include_project: bool = True) -> str:
     """PYTHONPATH for Flink's Python workers: this project, the worker boot, this environment's packages.
 
-    A cluster's workers get the project from each job instead (``include_project=False``):
-    ``create_environment`` ships it, so a job runs the code of the client that submitted it.
+    Parameters
+    ----------
+    include_project
+        Whether the project's own folder comes first. A cluster's workers get the
+        project from each job instead (False): ``create_environment`` ships it, so
+        a job runs the code of the client that submitted it.
+
+    Returns
+    -------
+    str
+        The folders, separated by ``os.pathsep``, then this process's own PYTHONPATH.
+
+    Examples
+    --------
+    >>> path = python_path(include_project=False).split(os.pathsep)
+    >>> str(WORKER_BOOT) in path, str(PROJECT_ROOT) in path
+    (True, False)
     """
     wanted = [str(PROJECT_ROOT)] if include_project else []
     wanted += [str(WORKER_BOOT), *site.getsitepackages()]
@@ -77,7 +95,20 @@ def _as_uri(path: str) -> str:
 
 
 def flink_configuration(settings: Settings, checkpoint_dir: str | None) -> Configuration:
-    """The job's Flink options; ``checkpoint_dir`` None leaves checkpoint storage to the cluster's configuration."""
+    """The job's Flink options.
+
+    Parameters
+    ----------
+    settings
+        The job's settings.
+    checkpoint_dir
+        Where checkpoints go; None leaves checkpoint storage to the cluster's configuration.
+
+    Returns
+    -------
+    pyflink.common.Configuration
+        The options, ``settings.flink_options`` last so that they win.
+    """
     config = Configuration()
     config.set_string("python.executable", sys.executable)
     config.set_string("python.client.executable", sys.executable)
@@ -116,8 +147,8 @@ def _code_bundle() -> pathlib.Path:
     """A folder holding only riverflink's packages, to ship with a job; removed when this process exits.
 
     Flink puts a shipped folder itself on the workers' PYTHONPATH, so the
-    packages must be inside one: shipping ``jobs/`` alone would make
-    ``import learner`` work, not ``import operators.learner_function``.
+    packages must be inside one: shipping ``operators/`` alone would make
+    ``import learner_function`` work, not ``import operators.learner_function``.
     """
     bundle = pathlib.Path(tempfile.mkdtemp(prefix="riverflink-code-"))
     atexit.register(shutil.rmtree, bundle, ignore_errors=True)
@@ -131,12 +162,26 @@ def create_environment(settings: Settings, checkpoint_dir: str | None) -> Stream
 
     BATCH mode would discard a key's state when it moves on to the next key and
     does not keep per-key order, both fatal to per-key online learning.
+
+    Parameters
+    ----------
+    settings
+        The job's settings: a ``jobmanager`` makes a remote environment that
+        ships riverflink's packages with the job; none, the mini-cluster in this process.
+    checkpoint_dir
+        Where checkpoints go (see :func:`flink_configuration`).
+
+    Returns
+    -------
+    pyflink.datastream.StreamExecutionEnvironment
+        With riverflink's Java operators (and the Kafka connector when the job reads
+        Kafka) on its class path, its parallelism and exactly-once checkpointing set.
     """
     _expose_python_path()
     _pin_hash_seed()
     # Fetched or built before the JVM starts.
     jars = [operators_jar().as_uri()]
-    if settings.kafka_bootstrap:
+    if settings.kafka.bootstrap:
         jars.append(kafka_connector_jar().as_uri())
     config = flink_configuration(settings, checkpoint_dir)
     if settings.jobmanager is None:

@@ -27,11 +27,15 @@ import zipfile
 
 from state.exceptions import RiverflinkError
 
-__all__ = ["FLINK_HOME", "KAFKA_CONNECTOR", "JAVA_SOURCES", "cache_root", "fetch_jars", "kafka_connector_jar", "operators_jar"]
+__all__ = ["FLINK_HOME", "KAFKA_CONNECTOR", "JAVA_SOURCES", "cache_root", "fetch_jars", "kafka_connector_jar",
+           "operators_jar"]
 
 logger = logging.getLogger(__name__)
 
-FLINK_HOME = pathlib.Path(importlib.util.find_spec("pyflink").origin).parent
+FLINK_HOME = pathlib.Path(importlib.util.find_spec("pyflink").origin).parent  # found without importing pyflink
+KAFKA_CONNECTOR = "org.apache.flink:flink-sql-connector-kafka:5.0.0-2.2"
+JAVA_SOURCES = pathlib.Path(__file__).resolve().parents[2] / "operators" / "java"
+ECJ = "org.eclipse.jdt:ecj:3.33.0"  # the newest Eclipse compiler that runs on Java 17
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -45,13 +49,35 @@ _DEPENDENCY = "    <dependency><groupId>{}</groupId><artifactId>{}</artifactId><
 
 
 def cache_root() -> pathlib.Path:
+    """Where fetched and built jars, and the local services' folders, go.
+
+    ``RIVERFLINK_CACHE``, or ``~/.cache/riverflink`` when it is not set.
+    """
     return pathlib.Path(os.environ.get("RIVERFLINK_CACHE", pathlib.Path.home() / ".cache" / "riverflink"))
 
 
 def fetch_jars(name: str, artifacts: list[str], transitive: bool = True) -> pathlib.Path:
-    """The folder holding ``artifacts`` (``group:artifact:version``), fetched into the cache on first use.
+    """The folder holding ``artifacts``, fetched with Maven into the cache on first use.
 
-    ``name`` must change whenever ``artifacts`` do: a complete folder is never fetched again.
+    Parameters
+    ----------
+    name
+        The cache folder's name. It must change whenever ``artifacts`` do: a
+        complete folder is never fetched again.
+    artifacts
+        Maven coordinates, ``group:artifact:version``.
+    transitive
+        Whether their dependencies come too.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<cache>/<name>/lib``, holding the jars.
+
+    Raises
+    ------
+    RiverflinkError
+        If ``mvn`` is not on PATH or Maven fails (its output's end in the message).
     """
     home = cache_root() / name
     lib = home / "lib"
@@ -76,18 +102,11 @@ def fetch_jars(name: str, artifacts: list[str], transitive: bool = True) -> path
     return lib
 
 
-KAFKA_CONNECTOR = "org.apache.flink:flink-sql-connector-kafka:5.0.0-2.2"
-
-
 def kafka_connector_jar() -> pathlib.Path:
-    """The connector jar's path, fetched with Maven on first use."""
+    """The Kafka connector's jar (:data:`KAFKA_CONNECTOR`), fetched with Maven on first use."""
     version = KAFKA_CONNECTOR.rsplit(":", 1)[1]
     lib = fetch_jars(f"flink-kafka-connector-{version}", [KAFKA_CONNECTOR], transitive=False)
     return lib / f"flink-sql-connector-kafka-{version}.jar"
-
-
-JAVA_SOURCES = pathlib.Path(__file__).resolve().parents[2] / "operators" / "java"
-ECJ = "org.eclipse.jdt:ecj:3.33.0"  # the newest that runs on Java 17
 
 
 def _classpath() -> list[pathlib.Path]:
@@ -110,7 +129,25 @@ def _compiler(name: str | None) -> list[str]:
 
 
 def operators_jar(compiler: str | None = None) -> pathlib.Path:
-    """The jar of ``operators/java``, compiled on first use (a few seconds) by ``compiler`` (see ``_compiler``)."""
+    """The jar of riverflink's Java operators (:data:`JAVA_SOURCES`), compiled on first use (a few seconds).
+
+    Parameters
+    ----------
+    compiler
+        ``"javac"``, ``"ecj"`` (the Eclipse compiler, fetched on first use; it
+        needs only a Java runtime), or None: javac if it is on PATH, else ecj.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<cache>/operators/riverflink-operators-<digest>.jar``, the digest of
+        the sources and of the Flink jars they compile against.
+
+    Raises
+    ------
+    RiverflinkError
+        If there are no sources, or they do not compile (the compiler's message in it).
+    """
     sources = sorted(JAVA_SOURCES.rglob("*.java"))
     if not sources:
         raise RiverflinkError(f"no Java sources in {JAVA_SOURCES}")

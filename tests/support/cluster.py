@@ -4,7 +4,7 @@ import contextlib
 import time
 
 from jobs.local.cluster import cluster_processes, rest_get, start_cluster, stop_cluster
-from jobs.local.kafka import free_ports
+from jobs.local.processes import free_ports
 
 __all__ = ["local_cluster", "wait_until", "job_state", "learner_taskmanagers"]
 

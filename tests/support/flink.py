@@ -5,7 +5,7 @@ import json
 
 from jobs.learn_job import run_job
 from jobs.cli.metric_reports import final_metrics
-from jobs.settings import OUTPUT_NAMES, Settings, kafka_topic_of
+from jobs.settings import OUTPUT_NAMES, LifecycleSettings, OutputSettings, Settings, kafka_topic_of
 from state.destinations import read_records
 from state.snapshots import load_latest_models
 from tests.support.kafka import read_topic
@@ -29,26 +29,40 @@ class Outputs:
 
 
 def _committed(settings: Settings, name: str) -> list[dict]:
-    destination = settings.outputs[name]
+    destination = settings.outputs.destinations[name]
     topic = kafka_topic_of(destination)
     if topic is None:
         return list(read_records(destination))
-    return [json.loads(record.value) for record in read_topic(settings.kafka_bootstrap, topic)]
+    return [json.loads(record.value) for record in read_topic(settings.kafka.bootstrap, topic)]
 
 
-def run(tmp_path, model: str, inputs, parallelism: int = 2, **options) -> Outputs:
-    """Run the job; every output goes to a directory under ``tmp_path`` unless ``options`` name a destination."""
+def run(tmp_path, model: str, inputs, parallelism: int = 2, destinations: dict[str, str] | None = None,
+        **options) -> Outputs:
+    """Run the job and read back what it committed.
+
+    Parameters
+    ----------
+    tmp_path
+        Every output goes to a directory under it (``events`` only with a lifecycle), unless ``destinations``
+        names another.
+    model, inputs, parallelism
+        The ``Settings`` fields of the same names.
+    destinations
+        ``output name -> destination`` in place of the directories under ``tmp_path``.
+    **options
+        Further ``Settings`` fields: ``kafka=KafkaSettings(...)``, ``lifecycle=...``, ``tuning=...``, ``key_ttl``.
+    """
     out = tmp_path / "out"
-    destinations = {name: str(out / name) for name in OUTPUT_NAMES}
-    if not options.get("challengers") and not options.get("drift_detector"):
-        del destinations["events"]  # nothing to report
-    destinations.update({name: options.pop(name) for name in OUTPUT_NAMES if name in options})
+    placed = {name: str(out / name) for name in OUTPUT_NAMES}
+    lifecycle = options.get("lifecycle", LifecycleSettings())
+    if not lifecycle.challengers and not lifecycle.drift_detector:
+        del placed["events"]  # nothing to report
     settings = Settings(
         model=model,
         inputs=tuple(str(path) for path in inputs),
         parallelism=parallelism,
         checkpoint_interval=options.pop("checkpoint_interval", 1.0),
-        **destinations,
+        outputs=OutputSettings(**{**placed, **(destinations or {})}),
         **options,
     )
     run_job(settings)
@@ -58,8 +72,8 @@ def run(tmp_path, model: str, inputs, parallelism: int = 2, **options) -> Output
         metrics=_committed(settings, "metrics"),
         dead_letters=_committed(settings, "dead_letters"),
         snapshots=snapshots,
-        models=load_latest_models(settings.models_out) if kafka_topic_of(settings.models_out) is None else {},
-        events=[] if settings.events is None else _committed(settings, "events"),
+        models={} if kafka_topic_of(settings.outputs.models_out) else load_latest_models(settings.outputs.models_out),
+        events=[] if settings.outputs.events is None else _committed(settings, "events"),
     )
 
 

@@ -1,9 +1,13 @@
-"""Finding the processes a test's processes started, from /proc (never by name)."""
+"""Finding the processes a test's processes started, from /proc (never by name), and letting a test Ctrl-C them.
+
+A process's command line is :func:`jobs.local.processes.command_line`, the
+one riverflink's local services are recognised by.
+"""
 
 import pathlib
 import signal
 
-__all__ = ["descendants", "command_line", "interruptible"]
+__all__ = ["descendants", "interruptible"]
 
 
 def descendants(pid: int) -> list[int]:
@@ -22,14 +26,6 @@ def descendants(pid: int) -> list[int]:
         found += children
         frontier += children
     return found
-
-
-def command_line(pid: int) -> bytes:
-    """The process's command line (NUL-separated), or b"" once it is gone."""
-    try:
-        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return b""
 
 
 def interruptible() -> None:
