@@ -18,11 +18,11 @@ import time
 import urllib.request
 
 from benchmarks.generate import zipf_stream
+from jobs.cli.produce import publish
 from jobs.learn_job import run_job
 from jobs.local.cluster import rest_get, start_cluster, stop_cluster
 from jobs.local.kafka import start_broker, stop_broker
 from jobs.local.processes import free_ports
-from jobs.cli.produce import publish
 from jobs.settings import KafkaSettings, OutputSettings, Settings
 from state.destinations import read_records
 

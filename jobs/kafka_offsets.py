@@ -32,6 +32,12 @@ def end_offsets(kafka: KafkaSettings) -> dict[tuple[str, int], int]:
     kafka
         The run's Kafka settings: the broker, the topics and the client properties.
 
+    Returns
+    -------
+    dict
+        ``(topic, partition) -> offset`` of every partition of every topic, the
+        last stable offset (``read_committed``).
+
     Raises
     ------
     SettingsError

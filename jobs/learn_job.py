@@ -11,14 +11,14 @@ import tempfile
 from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
-from operators.batching import batched_process
-from jobs.runtime.environment import create_environment
 from jobs.kafka_offsets import commit_offsets, end_offsets
-from operators.keying import key_lines, keyed_by_first_field
 from jobs.model_spec import load_template
+from jobs.runtime.environment import create_environment
 from jobs.settings import Settings
 from jobs.sinks import add_sinks
 from jobs.sources import event_lines
+from operators.batching import batched_process
+from operators.keying import key_lines, keyed_by_first_field
 from operators.learner_config import LearnerConfig
 from operators.learner_function import LearnerFunction
 from operators.lifecycle import LifecycleOptions, check_lifecycle, make_detector
@@ -35,19 +35,24 @@ logger = logging.getLogger(__name__)
 
 def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: dict, kind: Kind, metric,
               stop_offsets: dict | None = None) -> None:
-    """Add riverflink's operator graph to ``env``.
+    """Add riverflink's operator graph to ``env``: source -> key -> learn -> sinks.
 
-    ``templates``: ``settings.models`` -> the model every new key starts
-    from, checked by ``load_models``. ``stop_offsets``: where a bounded Kafka
-    read ends (``jobs.kafka_offsets``).
+    Parameters
+    ----------
+    env
+        The environment to add the graph to (``jobs.runtime.environment.create_environment``).
+    settings
+        The run's settings.
+    templates, kind, metric
+        What ``load_models`` returned for ``settings``.
+    stop_offsets
+        Where a bounded Kafka read ends (``jobs.kafka_offsets.end_offsets``); None: it does not.
     """
     lines = event_lines(env, settings, stop_offsets)
-
     config = learner_config(settings, templates, kind, metric)
-    batched = config.batched
     learner = LearnerFunction(config)
     keyed = key_lines(lines)
-    if batched:
+    if config.batched:
         learned = batched_process(keyed, learner, settings.tuning.batch_lines, Settings.ms(settings.tuning.batch_delay))
     else:
         learned = keyed.process(learner, output_type=Types.STRING())
@@ -75,9 +80,14 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
 
 
 def learner_config(settings: Settings, templates: dict, kind: Kind, metric) -> LearnerConfig:
-    """The learner's configuration for ``settings``, with the models and metric ``load_models`` returned.
+    """The learner's configuration for ``settings``.
 
-    ``metric`` is None for a kind without one: then no metrics are emitted.
+    Parameters
+    ----------
+    settings
+        The run's settings.
+    templates, kind, metric
+        What ``load_models`` returned; ``metric`` None (a kind without one) emits no metrics.
     """
     lifecycle = None
     if settings.has_lifecycle:
@@ -109,7 +119,23 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric) -> L
 
 
 def load_models(settings: Settings) -> tuple[dict, Kind, object]:
-    """``(name -> template, kind, metric)`` for ``settings.models``, or a ``RiverflinkError`` that says what is wrong."""
+    """Load and check the models of ``settings`` before any JVM starts.
+
+    Parameters
+    ----------
+    settings
+        The run's settings: ``--model``, challengers, metric and drift detector.
+
+    Returns
+    -------
+    tuple
+        ``(spec -> template, kind, metric)``; ``metric`` is None for a kind without one.
+
+    Raises
+    ------
+    RiverflinkError
+        A model that cannot be loaded, kinds that differ, or a metric or detector that does not fit.
+    """
     templates, kinds = {}, {}
     for spec in settings.models:
         templates[spec], kinds[spec] = load_template(spec)
@@ -127,8 +153,15 @@ def load_models(settings: Settings) -> tuple[dict, Kind, object]:
 def run_job(settings: Settings):
     """Build and run the job on the embedded mini-cluster, or submit it to ``settings.jobmanager``.
 
-    Returns Flink's JobExecutionResult once the job ends, or, detached, the
-    JobClient of the submitted job.
+    Parameters
+    ----------
+    settings
+        The run's settings.
+
+    Returns
+    -------
+    JobExecutionResult or JobClient
+        Flink's result once the job ends; detached, the client of the submitted job.
     """
     # The model specs and metric are checked before the JVM starts: a bad one costs no job.
     templates, kind, metric = load_models(settings)

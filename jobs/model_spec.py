@@ -24,9 +24,34 @@ __all__ = ["load_template"]
 def load_template(spec: str) -> tuple[base.Estimator, Kind]:
     """Load the estimator named by ``spec`` and read its kind.
 
+    Parameters
+    ----------
+    spec
+        ``package.module:name``, ``path/to/file.py:name`` or ``path/to/model.pkl``.
+        ``name`` is a river estimator, or a callable that returns one when called
+        without arguments. A ``file.py`` is registered with cloudpickle to travel
+        by value.
+
+    Returns
+    -------
+    tuple of (river.base.Estimator, Kind)
+        The template every new key starts from, and what it is.
+
+    Raises
+    ------
+    ModelSpecError
+        If ``spec`` cannot be loaded, or does not give a river estimator of a
+        kind riverflink serves; the message starts with the spec.
+
+    Examples
+    --------
     >>> template, kind = load_template("river.linear_model:LinearRegression")
     >>> type(template).__name__, kind.value
     ('LinearRegression', 'regressor')
+    >>> load_template("river.linear_model:Nope")
+    Traceback (most recent call last):
+    ...
+    state.exceptions.ModelSpecError: --model river.linear_model:Nope: river.linear_model has no attribute 'Nope'
     """
     if spec.endswith(".pkl"):
         obj = _load_pickle(spec)

@@ -87,6 +87,12 @@ def event_lines(env: StreamExecutionEnvironment, settings: Settings, stop_offset
         The run: its ``inputs``, ``watch_inputs`` and ``kafka``.
     stop_offsets
         ``(topic, partition) -> offset`` where a bounded Kafka read ends (``jobs.kafka_offsets``); None: it does not.
+
+    Returns
+    -------
+    DataStream
+        The lines (STRING; None for a Kafka tombstone), from files, Kafka, or
+        files and then Kafka through one reader.
     """
     if settings.inputs and settings.kafka.topics:
         # History first, then live: the Kafka reader starts once every file is read.

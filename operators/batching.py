@@ -27,7 +27,22 @@ def batched_process(keyed: KeyedStream, function: KeyedProcessFunction, max_line
                     max_delay_ms: int) -> DataStream:
     """``keyed.process(function, Types.STRING())``, up to ``max_lines`` lines per call, none older than ``max_delay_ms``.
 
-    ``keyed`` must carry ``Row(key STRING, line STRING)`` (``operators.keying``).
+    Parameters
+    ----------
+    keyed
+        A stream of ``Row(key STRING, line STRING)`` keyed by the key (``operators.keying``).
+    function
+        A function that expects ``BATCH_TYPE`` values, one batch per call, and
+        returns a string of joined output lines.
+    max_lines
+        The most lines handed over in one call.
+    max_delay_ms
+        The longest a line waits for its batch to fill before the batch is handed over anyway.
+
+    Returns
+    -------
+    DataStream
+        The function's output lines (STRING), one record per line.
     """
     j_stream = keyed._j_data_stream
     info = _create_j_data_stream_python_function_info(

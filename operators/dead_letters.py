@@ -12,7 +12,16 @@ __all__ = ["Reason", "DeadLetter", "RAW_LIMIT"]
 
 
 class Reason:
-    """Stable reason codes of dead letters."""
+    """Stable reason codes of dead letters.
+
+    Each code is a plain string, as written in the ``reason`` field; ``ALL``
+    holds every one, for checking a code read back from the output.
+
+    Examples
+    --------
+    >>> Reason.NON_FINITE, Reason.NON_FINITE in Reason.ALL, "other" in Reason.ALL
+    ('non_finite_value', True, False)
+    """
 
     NO_VALUE = "no_value"  # a Kafka record without a value (a tombstone)
     NOT_JSON = "not_json"
@@ -40,7 +49,19 @@ class Reason:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record that was rejected, and why; its output line keeps ``RAW_LIMIT`` characters of ``raw``."""
+    """A record that was rejected, and why; its output line keeps ``RAW_LIMIT`` characters of ``raw``.
+
+    Parameters
+    ----------
+    raw
+        The rejected record as it came ("" for a record with no value).
+    reason
+        One of the codes of :class:`Reason`.
+    detail
+        What exactly was wrong, for a person to read.
+    key
+        The event's key when it could be read, else None.
+    """
 
     raw: str
     reason: str
@@ -50,6 +71,13 @@ class DeadLetter:
     def to_json(self) -> str:
         """The dead-letter output line (``operators.records.dead_letter_record``).
 
+        Returns
+        -------
+        str
+            One JSON line, without a line break.
+
+        Examples
+        --------
         >>> DeadLetter("{", Reason.NOT_JSON, "Expecting value").to_json()
         '{"raw": "{", "reason": "not_json", "detail": "Expecting value", "key": null}'
         """

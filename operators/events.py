@@ -23,10 +23,31 @@ __all__ = ["Event", "decode_event", "parse_json"]
 class Event:
     """One validated event.
 
-    ``x`` holds only finite numbers, strings and bools: a ``null`` feature is
-    dropped, which is river's way of saying "missing". ``ts`` is epoch seconds.
-    ``raw`` keeps the original line so a later failure (a model error, an
-    unknown id) can still produce a dead letter with it.
+    Built by :func:`decode_event`, which guarantees what the fields hold, so the
+    learning step never checks them again.
+
+    Parameters
+    ----------
+    key
+        The entity the event belongs to, as a non-empty string (an integer key is written as a string).
+    x
+        The features: only finite numbers, strings and bools, a ``null`` feature
+        dropped (river's way of saying "missing"); None for a label-only event.
+    y
+        The target, or None for an event to predict on only.
+    id
+        The event's id, which a later label-only event names to find its prediction; None without one.
+    ts
+        When the event happened, in epoch seconds (an ISO-8601 ``ts`` converted), or None.
+    raw
+        The original line, so a later failure (a model error, an unknown id) can
+        still produce a dead letter with it.
+
+    Examples
+    --------
+    >>> event = decode_event('{"key": "a", "id": "e1", "y": 2.5}')
+    >>> event.x is None, event.is_label_only
+    (True, True)
     """
 
     key: str
@@ -38,6 +59,7 @@ class Event:
 
     @property
     def is_label_only(self) -> bool:
+        """Whether the event only brings the label of an earlier prediction (``y`` without ``x``)."""
         return self.x is None and self.y is not None
 
 
@@ -51,10 +73,30 @@ class _Rejected(Exception):
 def decode_event(line: str | None) -> Event | DeadLetter:
     """Validate one JSON line (None: a Kafka record with no value).
 
+    Never raises on bad input: whatever a model could choke on becomes a dead
+    letter whose ``reason`` (``operators.dead_letters.Reason``) says what was wrong.
+
+    Parameters
+    ----------
+    line
+        One raw event line, as read from a file or a Kafka record's value; None for a tombstone.
+
+    Returns
+    -------
+    Event or DeadLetter
+        The validated event, or the dead letter that takes its place in the output.
+
+    Examples
+    --------
     >>> decode_event('{"key": 7, "x": {"a": 1.5, "b": null}, "y": true}')
     Event(key='7', x={'a': 1.5}, y=True, id=None, ts=None, raw='{"key": 7, "x": {"a": 1.5, "b": null}, "y": true}')
     >>> decode_event('{"key": "k", "x": {"a": NaN}}').reason
     'non_finite_value'
+    >>> rejected = decode_event('{"x": {"a": 1}}')
+    >>> rejected.reason, rejected.detail
+    ('missing_key', "the event has no 'key'")
+    >>> decode_event(None).reason, decode_event("not json").reason
+    ('no_value', 'not_json')
     """
     if line is None:
         return DeadLetter("", Reason.NO_VALUE, "a record with no value (a Kafka tombstone) is not an event")
@@ -91,6 +133,23 @@ def parse_json(line: str):
     whose event fields (``key``, ``id``, ``y``, ``ts``, the features) hold a
     float of 2**63 or more, which may have been a larger integer.
 
+    Parameters
+    ----------
+    line
+        One line of JSON text.
+
+    Returns
+    -------
+    object
+        What ``json.loads(line)`` returns: a dict for an event, but any JSON value.
+
+    Raises
+    ------
+    ValueError
+        If the line is not JSON (``json.JSONDecodeError``).
+
+    Examples
+    --------
     >>> parse_json('{"x": {"a": 1, "b": 2.5}, "y": null}'), parse_json('{"y": NaN}')
     ({'x': {'a': 1, 'b': 2.5}, 'y': None}, {'y': nan})
     >>> parse_json('{"key": 123456789012345678901234567890}')

@@ -14,6 +14,15 @@ SAMPLE_EVERY = 64  # one event in this many reports its processing time
 class BatchedCounter:
     """Counts in Python; the Flink counter lags by fewer than ``batch`` increments until ``flush``.
 
+    Parameters
+    ----------
+    counter
+        The Flink counter (anything with ``inc(n)``).
+    batch
+        How many increments are handed to ``counter`` at once.
+
+    Examples
+    --------
     >>> class FlinkCounter:
     ...     count = 0
     ...     def inc(self, n=1): self.count += n
@@ -32,11 +41,13 @@ class BatchedCounter:
         self._pending = 0
 
     def inc(self) -> None:
+        """Count one; every ``batch``-th call hands the count over."""
         self._pending += 1
         if self._pending >= self._batch:
             self.flush()
 
     def flush(self) -> None:
+        """Hand what is counted over to the Flink counter (when the function closes)."""
         if self._pending:
             self._counter.inc(self._pending)
             self._pending = 0

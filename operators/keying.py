@@ -9,11 +9,11 @@ a Python decoder before it) and 40k with the key read in Java.
 
 So riverflink's own Java map (``operators/java/riverflink/KeyOfLine.java``)
 reads the key, chained to the source, and the learner decodes each line
-itself, in its own thread. (Flink SQL's ``JSON_VALUE`` did this before; its
-planner cost two seconds of every job's start-up.) A line with no readable
-key (not JSON, no key, a tombstone) goes to the key ``""`` (never a valid
-event key), where the learner turns it into a dead letter with the exact
-reason.
+itself, in its own thread. (Flink SQL's ``JSON_VALUE`` could read the key
+too, but its planner costs two seconds of every job's start-up.) A line with
+no readable key (not JSON, no key, a tombstone) goes to the key ``""``
+(never a valid event key), where the learner turns it into a dead letter
+with the exact reason.
 
 Keys are wrapped exactly as PyFlink's ``key_by(..., key_type=STRING)`` wraps
 them (a one-field Row, ``KeyByKeySelector``), so keys fall into the same key
@@ -37,6 +37,19 @@ def with_keys(lines: DataStream, missing: str | None) -> DataStream:
     In Java, at the parallelism of ``lines`` and chained to it, so the lines go
     on down the same channels, in order. Needs the operators jar
     (``jobs.runtime.jars``) in the job.
+
+    Parameters
+    ----------
+    lines
+        A stream of JSON lines (STRING).
+    missing
+        The key of a line without a readable one: ``UNROUTABLE`` for events, None
+        for output records with no key (the all-keys metrics).
+
+    Returns
+    -------
+    DataStream
+        ``Row(key STRING, value STRING)``, the value the line itself.
     """
     j_lines = lines._j_data_stream
     j_rows = j_lines.map(get_gateway().jvm.riverflink.KeyOfLine(missing)).setParallelism(j_lines.getParallelism())
@@ -44,12 +57,36 @@ def with_keys(lines: DataStream, missing: str | None) -> DataStream:
 
 
 def key_lines(lines: DataStream) -> KeyedStream:
-    """Raw event lines keyed by their ``key`` field; the learner receives each line as it came."""
+    """Raw event lines keyed by their ``key`` field; the learner receives each line as it came.
+
+    Parameters
+    ----------
+    lines
+        The raw event lines (``jobs.sources.event_lines``).
+
+    Returns
+    -------
+    KeyedStream
+        The lines keyed by their ``key`` in Java, a line without one on ``UNROUTABLE``.
+    """
     return keyed_by_first_field(with_keys(lines, UNROUTABLE).name("key"), Types.STRING())
 
 
 def keyed_by_first_field(rows: DataStream, value_type: TypeInformation) -> KeyedStream:
-    """``rows`` of ``Row(key STRING, value)`` keyed by the key, in Java; functions downstream receive the value."""
+    """``rows`` of ``Row(key STRING, value)`` keyed by the key, in Java; functions downstream receive the value.
+
+    Parameters
+    ----------
+    rows
+        A stream of ``Row(key STRING, value)``.
+    value_type
+        The type of the value, what the downstream function is declared to receive.
+
+    Returns
+    -------
+    KeyedStream
+        Keyed as PyFlink's ``key_by(..., key_type=STRING)`` keys, so state lands in the same key groups.
+    """
     j_keyed = rows._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(),
                                         Types.ROW([Types.STRING()]).get_java_type_info())
     return KeyedStream(j_keyed, value_type, rows)

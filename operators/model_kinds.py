@@ -20,6 +20,14 @@ __all__ = ["Kind", "kind_of", "make_metric", "Predictor"]
 
 
 class Kind(enum.Enum):
+    """The kinds of river estimator riverflink serves; each decides the verbs, the default metric and the outputs.
+
+    Examples
+    --------
+    >>> Kind("regressor"), Kind.REGRESSOR.supervised, Kind.ANOMALY_DETECTOR.supervised
+    (<Kind.REGRESSOR: 'regressor'>, True, False)
+    """
+
     CLASSIFIER = "classifier"
     REGRESSOR = "regressor"
     ANOMALY_DETECTOR = "anomaly_detector"
@@ -44,6 +52,24 @@ _DEFAULT_METRIC = {
 def kind_of(model) -> Kind:
     """Read an estimator's kind from river's base classes, or refuse it with the reason.
 
+    Parameters
+    ----------
+    model
+        A river estimator, a pipeline included (its last step decides).
+
+    Returns
+    -------
+    Kind
+        What the model is.
+
+    Raises
+    ------
+    ModelSpecError
+        If ``model`` is not a river estimator, or one of a kind riverflink does
+        not serve (a transformer, an active learner, a multi-output model, ...).
+
+    Examples
+    --------
     >>> from river import linear_model, preprocessing
     >>> kind_of(preprocessing.StandardScaler() | linear_model.LogisticRegression())
     <Kind.CLASSIFIER: 'classifier'>
@@ -78,9 +104,36 @@ def kind_of(model) -> Kind:
 def make_metric(kind: Kind, name: str | None, model) -> metrics.base.Metric | None:
     """A fresh metric: ``name`` (a class of ``river.metrics``) or the kind's default.
 
+    Parameters
+    ----------
+    kind
+        What the model is (``kind_of(model)``).
+    name
+        The name of a metric class of ``river.metrics`` (``--metric``), or None for the kind's default.
+    model
+        The model the metric will judge: classifiers' and regressors' metrics must work with it.
+
+    Returns
+    -------
+    river.metrics.base.Metric or None
+        A metric built without arguments; None for a clusterer without ``name``, which has no default.
+
+    Raises
+    ------
+    SettingsError
+        If ``name`` is not a metric class of ``river.metrics``, needs arguments, or does not fit the model.
+
+    Examples
+    --------
     >>> from river import linear_model
     >>> make_metric(Kind.REGRESSOR, None, linear_model.LinearRegression())
     MAE: 0.
+    >>> make_metric(Kind.CLASSIFIER, "LogLoss", linear_model.LogisticRegression())
+    LogLoss: 0.
+    >>> make_metric(Kind.REGRESSOR, "Nope", linear_model.LinearRegression())
+    Traceback (most recent call last):
+    ...
+    state.exceptions.SettingsError: --metric 'Nope' is not a metric class of river.metrics
     """
     name = name or _DEFAULT_METRIC[kind]
     if name is None:
@@ -101,9 +154,37 @@ def make_metric(kind: Kind, name: str | None, model) -> metrics.base.Metric | No
 class Predictor:
     """The river verbs for one kind, chosen once.
 
-    ``predict`` returns ``(prediction, for_metric, extras)``: what is served,
-    what the metric is updated with (as in river's progressive validation),
-    and kind-specific output fields.
+    Built with :meth:`for_model`, which reads from the metric and the model
+    what the parameters below should be.
+
+    Parameters
+    ----------
+    kind
+        What the model is.
+    metric_uses_proba
+        A classifier's metric is updated with ``predict_proba_one`` (it does not
+        require labels), as in river's progressive validation.
+    label_is_likeliest
+        A classifier's ``predict_one`` is river's default, the argmax of
+        ``predict_proba_one``, so the label is read off the probabilities
+        instead of asking the model twice.
+
+    Examples
+    --------
+    >>> from river import linear_model, metrics
+    >>> model = linear_model.LinearRegression()
+    >>> predictor = Predictor.for_model(Kind.REGRESSOR, metrics.MAE(), model)
+    >>> predictor.learn(model, {"a": 1.0}, 2.0)
+    >>> predictor.predict(model, {"a": 1.0})
+    (0.08, 0.08, {})
+    >>> model = linear_model.LogisticRegression()
+    >>> predictor = Predictor.for_model(Kind.CLASSIFIER, metrics.LogLoss(), model)
+    >>> predictor.metric_uses_proba, predictor.label_is_likeliest
+    (True, True)
+    >>> predictor.learn(model, {"a": 1.0}, True)
+    >>> label, for_metric, extras = predictor.predict(model, {"a": 1.0})
+    >>> label, for_metric is extras["proba"], round(extras["proba"][True], 3)
+    (True, True, 0.502)
     """
 
     kind: Kind
@@ -111,6 +192,22 @@ class Predictor:
     label_is_likeliest: bool = False  # the classifier's predict_one is river's default: argmax of predict_proba_one
 
     def predict(self, model, x: dict):
+        """Predict for ``x`` with the kind's verb.
+
+        Parameters
+        ----------
+        model
+            The key's model.
+        x
+            The event's features.
+
+        Returns
+        -------
+        tuple
+            ``(prediction, for_metric, extras)``: what is served, what the metric
+            is updated with, and the kind's extra output fields (a classifier's
+            ``proba``, an anomaly detector's ``score``).
+        """
         kind = self.kind
         if kind is Kind.CLASSIFIER:
             proba = model.predict_proba_one(x)
@@ -129,6 +226,17 @@ class Predictor:
         return prediction, prediction, {}
 
     def learn(self, model, x: dict, y) -> None:
+        """Learn from one event with the kind's ``learn_one`` signature (a forecaster learns ``y`` first).
+
+        Parameters
+        ----------
+        model
+            The key's model, changed in place.
+        x
+            The event's features.
+        y
+            The event's target; ignored by unsupervised kinds.
+        """
         kind = self.kind
         if kind is Kind.FORECASTER:
             model.learn_one(y, x=x or None)
@@ -139,6 +247,21 @@ class Predictor:
 
     @classmethod
     def for_model(cls, kind: Kind, metric, model) -> "Predictor":
+        """The verbs for ``model``, judged by ``metric``.
+
+        Parameters
+        ----------
+        kind
+            What the model is (``kind_of(model)``).
+        metric
+            The metric every prediction updates (``make_metric``), or None.
+        model
+            The template every key's model starts from.
+
+        Returns
+        -------
+        Predictor
+        """
         uses_proba = kind is Kind.CLASSIFIER and metric is not None and not metric.requires_labels
         return cls(kind=kind, metric_uses_proba=uses_proba, label_is_likeliest=_label_is_likeliest(model))
 

@@ -20,7 +20,21 @@ __all__ = ["OverallMetricFunction"]
 
 
 class OverallMetricFunction(KeyedProcessFunction):
-    """Keyed by ``ALL_KEYS`` (served predictions) or a model's name. ``metric_template``: a fresh metric's envelope."""
+    """Keyed by ``ALL_KEYS`` (served predictions) or a model's name.
+
+    Receives ``(y, for_metric)`` pairs from the learner's ``METRIC_UPDATES``
+    side output and emits metric records (``operators.records.metric_record``)
+    every ``interval_ms`` and at the end of the input.
+
+    Parameters
+    ----------
+    metric_template
+        A fresh metric's envelope (``state.envelope.dump_state``), cloned for each group.
+    interval_ms
+        How often each group reports its metric (processing time).
+    every_n
+        Also report every ``every_n`` updates, to draw the metric over the stream; None: only on time.
+    """
 
     def __init__(self, metric_template: bytes, interval_ms: int, every_n: int | None = None):
         self.metric_template = metric_template

@@ -58,6 +58,26 @@ class _AttributePickler(pickle.Pickler):
 def dumps(obj, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
     """``pickle.dumps(obj)``, with plain objects restored attribute by attribute.
 
+    Parameters
+    ----------
+    obj
+        Anything ``pickle.dumps`` can write.
+    protocol
+        The pickle protocol.
+
+    Returns
+    -------
+    bytes
+        A standard pickle stream, read back by ``pickle.loads``.
+
+    Raises
+    ------
+    pickle.PicklingError
+        As ``pickle.dumps`` does (also ``AttributeError`` and ``TypeError``), for
+        what cannot be pickled by reference.
+
+    Examples
+    --------
     >>> import pickle
     >>> from river import preprocessing
     >>> scaler = pickle.loads(dumps(preprocessing.StandardScaler(with_std=False)))

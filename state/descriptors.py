@@ -14,7 +14,21 @@ __all__ = [
 
 
 def key_state_descriptor() -> ValueStateDescriptor:
-    """The key's model, metric and counters: one versioned envelope (``state.envelope``)."""
+    """The key's model, metric and counters: one versioned envelope (``state.envelope``).
+
+    Returns
+    -------
+    ValueStateDescriptor
+        ``key_state``, of pickled bytes.
+
+    Examples
+    --------
+    The names savepoints know the state by:
+
+    >>> [describe().get_name() for describe in (key_state_descriptor, key_log_descriptor, event_ids_descriptor,
+    ...                                         last_seen_descriptor, overall_metric_descriptor)]
+    ['key_state', 'key_log', 'event_ids', 'last_seen_ms', 'overall_metric']
+    """
     return ValueStateDescriptor("key_state", Types.PICKLED_BYTE_ARRAY())
 
 
@@ -22,8 +36,13 @@ def key_log_descriptor() -> ListStateDescriptor:
     """Changes made to the key since its envelope was last written (``LearningStep.replay`` entries).
 
     The key's state is its envelope with these replayed on top, in order.
-    Added after state format 1 went out: a savepoint without it restores
-    with an empty log, which is exactly what such a savepoint means.
+    A savepoint without this state restores with an empty log, which is
+    exactly what such a savepoint means.
+
+    Returns
+    -------
+    ListStateDescriptor
+        ``key_log``, of pickled bytes.
     """
     return ListStateDescriptor("key_log", Types.PICKLED_BYTE_ARRAY())
 
@@ -33,6 +52,11 @@ def event_ids_descriptor() -> MapStateDescriptor:
 
     The map key is a STRING on purpose: a pickled map key never matches on the
     heap backend in thread mode.
+
+    Returns
+    -------
+    MapStateDescriptor
+        ``event_ids``: STRING -> pickled bytes.
     """
     return MapStateDescriptor("event_ids", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 
@@ -42,10 +66,21 @@ def last_seen_descriptor() -> ValueStateDescriptor:
 
     Apart from the envelope so that remembering it costs one small write per
     event, not a re-serialized model.
+
+    Returns
+    -------
+    ValueStateDescriptor
+        ``last_seen_ms``, a LONG.
     """
     return ValueStateDescriptor("last_seen_ms", Types.LONG())
 
 
 def overall_metric_descriptor() -> ValueStateDescriptor:
-    """The all-keys metric and its update count, as one envelope."""
+    """The all-keys metric and its update count, as one envelope.
+
+    Returns
+    -------
+    ValueStateDescriptor
+        ``overall_metric``, of pickled bytes.
+    """
     return ValueStateDescriptor("overall_metric", Types.PICKLED_BYTE_ARRAY())

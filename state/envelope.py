@@ -50,6 +50,23 @@ class _MovedModulesUnpickler(pickle.Unpickler):
 def dump_state(obj) -> bytes:
     """Serialize ``obj`` (a model, or a key's whole state) into a versioned envelope.
 
+    Parameters
+    ----------
+    obj
+        Anything pickle or cloudpickle can write.
+
+    Returns
+    -------
+    bytes
+        The header (marker, ``FORMAT_VERSION``, the installed river version), then the pickle.
+
+    Raises
+    ------
+    StateError
+        If ``obj`` cannot be serialized.
+
+    Examples
+    --------
     >>> from river import linear_model
     >>> blob = dump_state(linear_model.LinearRegression())
     >>> blob[:4]
@@ -72,7 +89,32 @@ def dump_state(obj) -> bytes:
 
 
 def read_header(blob: bytes) -> tuple[int, str, int]:
-    """Return ``(format_version, river_version, payload_offset)`` of an envelope."""
+    """Return ``(format_version, river_version, payload_offset)`` of an envelope.
+
+    Reads only the header, so it tells what wrote a blob even when it cannot be loaded here.
+
+    Parameters
+    ----------
+    blob
+        An envelope, as :func:`dump_state` writes it.
+
+    Returns
+    -------
+    tuple of (int, str, int)
+        The state format version, the river version that wrote it, and where the pickle starts.
+
+    Raises
+    ------
+    StateFormatError
+        If ``blob`` is not a riverflink envelope.
+
+    Examples
+    --------
+    >>> import river
+    >>> format_version, river_version, offset = read_header(dump_state([1, 2]))
+    >>> format_version == FORMAT_VERSION, river_version == river.__version__
+    (True, True)
+    """
     if len(blob) < _HEADER.size:
         raise StateFormatError(f"state of {len(blob)} bytes is too short to be a riverflink envelope")
     magic, format_version, version_length = _HEADER.unpack_from(blob)
@@ -86,10 +128,35 @@ def read_header(blob: bytes) -> tuple[int, str, int]:
 def load_state(blob: bytes):
     """Restore an object written by :func:`dump_state`, refusing foreign versions.
 
+    Parameters
+    ----------
+    blob
+        An envelope, as :func:`dump_state` writes it.
+
+    Returns
+    -------
+    object
+        The restored object; a class of a module listed in ``MOVED_MODULES`` is found at its new path.
+
+    Raises
+    ------
+    StateFormatError
+        If ``blob`` is not a riverflink envelope, or one of another format version.
+    StateVersionError
+        If ``blob`` was written by another river version.
+    StateError
+        If the pickle cannot be read.
+
+    Examples
+    --------
     >>> from river import linear_model
     >>> model = load_state(dump_state(linear_model.LinearRegression(l2=0.1)))
     >>> model.l2
     0.1
+    >>> load_state(b"RFLK")
+    Traceback (most recent call last):
+    ...
+    state.exceptions.StateFormatError: state of 4 bytes is too short to be a riverflink envelope
     """
     format_version, river_version, offset = read_header(blob)
     if format_version != FORMAT_VERSION:

@@ -15,7 +15,17 @@ __all__ = [
 
 
 class RiverflinkError(Exception):
-    """Root of every error riverflink raises deliberately."""
+    """Root of every error riverflink raises deliberately.
+
+    Examples
+    --------
+    >>> from state.envelope import load_state
+    >>> try:
+    ...     load_state(b"not an envelope")
+    ... except RiverflinkError as refused:
+    ...     print(type(refused).__name__)
+    StateFormatError
+    """
 
 
 class SettingsError(RiverflinkError):

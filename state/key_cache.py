@@ -23,6 +23,18 @@ __all__ = ["KeyCache"]
 class KeyCache:
     """``key -> object`` holding at most ``capacity_bytes`` of serialized size.
 
+    Parameters
+    ----------
+    capacity_bytes
+        The most serialized bytes held at once; 0 holds nothing.
+
+    Raises
+    ------
+    ValueError
+        If ``capacity_bytes`` is negative.
+
+    Examples
+    --------
     >>> cache = KeyCache(capacity_bytes=100)
     >>> cache.put("a", "A", size=40); cache.put("b", "B", size=40); cache.get("a")
     []
@@ -47,6 +59,7 @@ class KeyCache:
         self._entries: collections.OrderedDict = collections.OrderedDict()  # key -> (value, size)
 
     def get(self, key):
+        """The object held for ``key`` (now the most recently used), or None."""
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -54,7 +67,23 @@ class KeyCache:
         return entry[0]
 
     def put(self, key, value, size: int) -> list:
-        """Hold ``value`` for ``key``; returns the ``(key, value)`` pairs that left to make room, or ``key``'s own if too large."""
+        """Hold ``value`` for ``key``; returns the ``(key, value)`` pairs that left to make room, or ``key``'s own if too large.
+
+        Parameters
+        ----------
+        key
+            The key.
+        value
+            Its deserialized state.
+        size
+            Its serialized size in bytes, what it counts for against ``capacity_bytes``.
+
+        Returns
+        -------
+        list
+            ``(key, value)`` pairs no longer held, least recently used first: the
+            caller writes those with unwritten changes.
+        """
         entry = self._entries.get(key)
         if entry is not None and entry[0] is value:  # the common case: a cached key changed
             self._entries.move_to_end(key)
@@ -76,6 +105,7 @@ class KeyCache:
         return dropped
 
     def evict(self, key) -> None:
+        """Let go of ``key``, if held: its next read goes to Flink state."""
         entry = self._entries.pop(key, None)
         if entry is not None:
             self.held_bytes -= entry[1]

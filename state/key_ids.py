@@ -19,6 +19,18 @@ BYTES_PER_KNOWN_ID = 16  # what a remembered id counts for in a ``state.key_cach
 class KeyIds:
     """``event id -> status`` for one key, over its Flink map state ``stored`` (bound to the current key).
 
+    Parameters
+    ----------
+    stored
+        The key's Flink map state (anything with ``get`` and ``items``).
+    pending
+        Changes not handed to ``stored`` yet: those since the envelope was last written.
+    known
+        Every id the key has, when known (a key created by this instance), so
+        that an unknown id is not looked up in Flink; None when not known.
+
+    Examples
+    --------
     >>> stored = {"a": ("done",)}
     >>> ids = KeyIds(stored)
     >>> ids["b"] = ("done",)
@@ -39,12 +51,14 @@ class KeyIds:
         self.known = known
 
     def get(self, event_id: str):
+        """The status of ``event_id``: pending first, then Flink's, unless ``known`` says there is none."""
         status = self.pending.get(event_id)
         if status is not None or (self.known is not None and event_id not in self.known):
             return status
         return self.stored.get(event_id)
 
     def __setitem__(self, event_id: str, status: tuple) -> None:
+        """Set the status of ``event_id``, held back until ``flush``."""
         self.pending[event_id] = status
         if self.known is not None:
             self.known.add(event_id)
@@ -63,4 +77,5 @@ class KeyIds:
 
     @property
     def cache_bytes(self) -> int:
+        """What the ids count for in a ``state.key_cache.KeyCache``: ``BYTES_PER_KNOWN_ID`` each one held."""
         return BYTES_PER_KNOWN_ID * (len(self.pending) if self.known is None else len(self.known))

@@ -30,7 +30,23 @@ _BYTES_PER_LOGGED_EVENT = 100  # envelope bytes that justify one more logged eve
 
 @dataclasses.dataclass(slots=True)
 class LoadedKey:
-    """A key's state in Python, and what backs it in Flink state."""
+    """A key's state in Python, and what backs it in Flink state.
+
+    Parameters
+    ----------
+    state
+        The key's deserialized state (``operators.learning_step.KeyState``).
+    envelope_bytes
+        The size of the stored envelope (a fresh state's while none is stored).
+    logged
+        How many replay entries are stored after that envelope.
+    ids
+        The key's event ids (``state.key_ids.KeyIds``), changes since the envelope pending.
+    reporting
+        The state has changed since the key was new: it reports metrics and snapshots.
+    unwritten
+        Replay entries not in Flink state yet (``state.key_store``'s write-back).
+    """
 
     state: typing.Any
     envelope_bytes: int  # size of the stored envelope (a fresh state's while none is stored)
@@ -43,6 +59,23 @@ class LoadedKey:
 def fold_due(key: LoadedKey, adding: int = 1) -> bool:
     """Whether ``adding`` more changes should rewrite the envelope (and clear the log) instead of being logged.
 
+    The log may grow to one entry per 100 bytes of envelope, within
+    ``MIN_LOGGED`` and ``MAX_LOGGED``.
+
+    Parameters
+    ----------
+    key
+        The key's state and what backs it.
+    adding
+        How many changes are about to be written.
+
+    Returns
+    -------
+    bool
+        True when the envelope should be written again.
+
+    Examples
+    --------
     >>> fold_due(LoadedKey(None, envelope_bytes=1_600, logged=14)), fold_due(LoadedKey(None, 1_600, 15))
     (False, True)
     >>> fold_due(LoadedKey(None, envelope_bytes=300_000, logged=63))  # a large tree: at most 64

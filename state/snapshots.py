@@ -19,9 +19,27 @@ def load_latest_models(destination: str | pathlib.Path) -> dict[str, object]:
     "Latest" is the snapshot written last (its ``ts``), then the one with the
     highest ``model_version`` (the most learn steps), so the answer does not
     depend on file order and a key restarted by ``--key-ttl`` is its new
-    model. A snapshot written by another river version raises
-    ``StateVersionError``.
+    model.
 
+    Parameters
+    ----------
+    destination
+        The directory the job wrote its model snapshots to (``--models-out``).
+
+    Returns
+    -------
+    dict
+        ``key -> model``, each model restored from its latest snapshot.
+
+    Raises
+    ------
+    StateVersionError
+        If a snapshot was written by another river version.
+    StateError
+        If a snapshot cannot be restored otherwise.
+
+    Examples
+    --------
     >>> import tempfile, json, base64
     >>> from river import linear_model
     >>> from state.envelope import dump_state
@@ -37,7 +55,30 @@ def load_latest_models(destination: str | pathlib.Path) -> dict[str, object]:
 
 
 def latest_snapshots(destination: str | pathlib.Path) -> dict[str, dict]:
-    """key -> its latest snapshot record (``model`` still base64), "latest" as in :func:`load_latest_models`."""
+    """key -> its latest snapshot record (``model`` still base64), "latest" as in :func:`load_latest_models`.
+
+    Reads the records only, restoring no model, so it works whatever river version wrote them.
+
+    Parameters
+    ----------
+    destination
+        The directory the job wrote its model snapshots to (``--models-out``).
+
+    Returns
+    -------
+    dict
+        ``key -> snapshot record``, as written (``operators.records.model_snapshot_record``).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(f"{folder}/part-0", "w") as f:
+    ...     for version, ts in ((3, 10.0), (5, 20.0), (9, 15.0)):
+    ...         _ = f.write(json.dumps({"key": "a", "ts": ts, "model_version": version, "model": ""}) + "\\n")
+    >>> latest_snapshots(folder)["a"]["model_version"]  # written last, though not the most learned
+    5
+    """
     latest: dict[str, dict] = {}
     for snapshot in read_records(destination):
         known = latest.get(snapshot["key"])

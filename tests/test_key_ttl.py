@@ -18,8 +18,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from benchmarks.key_ttl import checkpoint_bytes, keys_in_checkpoint, latest_checkpoint, new_key_events
-from jobs.model_spec import load_template
 from jobs.cli.produce import publish
+from jobs.model_spec import load_template
 from jobs.settings import TuningSettings
 from operators.dead_letters import Reason
 from operators.model_kinds import make_metric

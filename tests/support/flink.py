@@ -3,8 +3,8 @@
 import dataclasses
 import json
 
-from jobs.learn_job import run_job
 from jobs.cli.metric_reports import final_metrics
+from jobs.learn_job import run_job
 from jobs.settings import OUTPUT_NAMES, LifecycleSettings, OutputSettings, Settings, kafka_topic_of
 from state.destinations import read_records
 from state.snapshots import load_latest_models

@@ -7,9 +7,9 @@ import uuid
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
+from jobs.cli.produce import event_key
 from jobs.local.kafka import start_broker, stop_broker
 from jobs.local.processes import free_ports
-from jobs.cli.produce import event_key
 
 __all__ = ["local_broker", "new_topic", "send", "send_steadily", "read_topic"]
 
