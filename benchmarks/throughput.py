@@ -2,6 +2,7 @@
 
     PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.throughput
     PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.throughput --parallelism 2 --cluster 2
+    PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.throughput --snapshot-interval 1
 
 The bare loop is what people run today: json.loads and a dict of river
 models, predict_one then learn_one, no fault tolerance. The job is the full
@@ -83,6 +84,8 @@ def main(argv=None) -> None:
     parser.add_argument("--key-cache-mb", type=float, default=TuningSettings.key_cache_mb)
     parser.add_argument("--batch-lines", type=int, default=TuningSettings.batch_lines,
                         help="lines per call into the learner (thread mode); 1: PyFlink's operator, one call per line")
+    parser.add_argument("--snapshot-interval", type=float, metavar="S",
+                        help="also write model snapshots (--models-out) every S seconds, as riverflink serve follows them")
     parser.add_argument("--cluster", type=int, default=0, metavar="N",
                         help="run on a local cluster of N TaskManagers (one slot each); default: the mini-cluster")
     parser.add_argument("--cold-cluster", action="store_true",
@@ -101,16 +104,21 @@ def main(argv=None) -> None:
 
         with flink(args, work) as (jobmanager, jvm_peak_rss):
             settings = Settings(
-                model=args.model, inputs=(str(data),), outputs=OutputSettings(predictions=str(work / "predictions")),
+                model=args.model, inputs=(str(data),),
+                outputs=OutputSettings(predictions=str(work / "predictions"),
+                                       models_out=None if args.snapshot_interval is None else str(work / "models")),
                 parallelism=args.parallelism, state_backend=args.state_backend,
                 execution_mode=args.execution_mode, checkpoint_interval=args.checkpoint_interval, jobmanager=jobmanager,
-                tuning=TuningSettings(key_cache_mb=args.key_cache_mb, batch_lines=args.batch_lines),
+                tuning=TuningSettings(key_cache_mb=args.key_cache_mb, batch_lines=args.batch_lines,
+                                      snapshot_interval=args.snapshot_interval or TuningSettings.snapshot_interval),
             )
             started = time.perf_counter()
             run_job(settings)
             job_seconds = time.perf_counter() - started
             job_rss = jvm_peak_rss()
         served = sum(sum(1 for _ in path.open()) for path in committed_files(settings.outputs.predictions))
+        snapshots = 0 if args.snapshot_interval is None else sum(
+            sum(1 for _ in path.open()) for path in committed_files(settings.outputs.models_out))
         if served != n:
             raise SystemExit(f"the job served {served} predictions for {n} events")
         job_rate = n / job_seconds
@@ -121,7 +129,9 @@ def main(argv=None) -> None:
     print(f"{n:,} events, {len(models):,} keys seen of {args.keys:,}, model {args.model}")
     print(f"job: {where}, parallelism {args.parallelism}, {args.execution_mode} mode, {args.state_backend} state, "
           f"checkpoints every {args.checkpoint_interval:g} s, key cache {args.key_cache_mb:g} MB, "
-          f"batches of {args.batch_lines} lines")
+          f"batches of {args.batch_lines} lines"
+          + ("" if args.snapshot_interval is None else
+             f", model snapshots every {args.snapshot_interval:g} s ({snapshots:,} written)"))
     print(f"  bare river loop   {bare_rate:>10,.0f} events/s  peak RSS {bare_rss:>7,.0f} MiB (this process)")
     print(f"  riverflink job    {job_rate:>10,.0f} events/s  peak RSS {job_rss:>7,.0f} MiB (Flink JVMs, Python "
           f"inside in thread mode)  {job_seconds:.1f} s wall clock incl. start-up")

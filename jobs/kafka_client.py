@@ -10,6 +10,7 @@ appears in an error.
 
 from __future__ import annotations
 
+import json
 import typing
 
 from state.exceptions import SettingsError
@@ -21,7 +22,7 @@ if typing.TYPE_CHECKING:
 
 __all__ = [
     "RIVERFLINK_PROPERTIES", "TRANSACTION_TIMEOUT_MS", "source_properties", "sink_properties", "python_options",
-    "consumer",
+    "consumer", "event_key",
 ]
 
 # Chosen through riverflink's own options, so that a stray --kafka-property cannot contradict them (or break
@@ -121,3 +122,26 @@ def consumer(kafka: KafkaSettings, **options) -> KafkaConsumer:
 
     return KafkaConsumer(bootstrap_servers=kafka.bootstrap, isolation_level="read_committed", enable_auto_commit=False,
                          **python_options(kafka.properties, KafkaConsumer), **options)
+
+
+def event_key(line: str) -> bytes | None:
+    """The Kafka key of an event line: its ``key`` as text, or None when the line has no readable key.
+
+    Parameters
+    ----------
+    line
+        One line of an event file, as it is sent.
+
+    Examples
+    --------
+    >>> event_key('{"key": 42, "x": {}}'), event_key('{"key": "card-1"}'), event_key('not json')
+    (b'42', b'card-1', None)
+    """
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    key = record.get("key") if isinstance(record, dict) else None
+    if isinstance(key, bool) or not isinstance(key, (str, int)):
+        return None
+    return str(key).encode()

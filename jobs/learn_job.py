@@ -7,14 +7,16 @@ and ``state/``.
 import contextlib
 import logging
 import tempfile
+import time
 
 from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
 from jobs.kafka_offsets import commit_offsets, end_offsets
+from jobs.kafka_topics import ensure_compacted
 from jobs.model_spec import load_template
 from jobs.runtime.environment import create_environment
-from jobs.settings import Settings
+from jobs.settings import Settings, kafka_topic_of
 from jobs.sinks import add_sinks
 from jobs.sources import event_lines
 from operators.batching import batched_process
@@ -25,6 +27,7 @@ from operators.lifecycle import LifecycleOptions, check_lifecycle, make_detector
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, LIFECYCLE_EVENTS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from operators.overall_metric import OverallMetricFunction
+from operators.records import template_record
 from state.envelope import dump_state
 from state.exceptions import SettingsError
 
@@ -62,7 +65,9 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
     if config.emits_dead_letters:
         sinks["dead_letters"] = predictions.get_side_output(DEAD_LETTERS)
     if config.emits_snapshots:
-        sinks["models_out"] = predictions.get_side_output(MODEL_SNAPSHOTS)
+        template = env.from_collection([_template_line(settings, templates)], type_info=Types.STRING())
+        template = template.name("model-template").uid("model-template")
+        sinks["models_out"] = predictions.get_side_output(MODEL_SNAPSHOTS).union(template)
     if config.emits_events:
         sinks["events"] = predictions.get_side_output(LIFECYCLE_EVENTS)
     if config.emits_metrics:
@@ -77,6 +82,15 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
         )
         sinks["metrics"] = predictions.get_side_output(METRICS).union(overall)
     add_sinks(env, settings, {name: stream for name, stream in sinks.items() if settings.outputs.destinations[name] is not None})
+
+
+def _template_line(settings: Settings, templates: dict) -> str:
+    """The models output's template record: the model a new key starts from, as the learner makes it."""
+    template = templates[settings.model]
+    fresh = template if settings.lifecycle.warm_start else template.clone()
+    lifecycle = settings.lifecycle
+    serving = settings.model if lifecycle.challengers or lifecycle.drift_detector is not None else None
+    return template_record(dump_state(fresh), time.time_ns() // 1_000_000, serving=serving)
 
 
 def learner_config(settings: Settings, templates: dict, kind: Kind, metric) -> LearnerConfig:
@@ -169,6 +183,9 @@ def run_job(settings: Settings):
         checkpoint_dir = settings.checkpoint_dir
         if checkpoint_dir is None and settings.jobmanager is None:  # nobody will resume from these: gone with the run
             checkpoint_dir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="riverflink-checkpoints-"))
+        models_topic = kafka_topic_of(settings.outputs.models_out)
+        if models_topic is not None:
+            ensure_compacted(settings.kafka, models_topic, settings.parallelism)
         env = create_environment(settings, checkpoint_dir)
         stop_offsets = end_offsets(settings.kafka) if settings.kafka.stop_at_latest else None
         build_job(env, settings, templates, kind, metric, stop_offsets)

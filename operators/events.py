@@ -15,7 +15,7 @@ import orjson
 
 from operators.dead_letters import DeadLetter, Reason
 
-__all__ = ["Event", "decode_event", "parse_json"]
+__all__ = ["Event", "decode_event", "decode_query", "parse_json"]
 
 
 # Not frozen: a frozen dataclass's __init__ costs four times as much, once or more per event.
@@ -120,6 +120,41 @@ def decode_event(line: str | None) -> Event | DeadLetter:
     if x is None and event_id is None:
         return DeadLetter(line, Reason.NOTHING_TO_DO, "a label without 'x' needs the 'id' of its prediction", key)
     return Event(key=key, x=x, y=y, id=event_id, ts=ts, raw=line)
+
+
+def decode_query(record) -> tuple[str, dict] | DeadLetter:
+    """Validate a question to a key's model, ``{"key": K, "x": {...}}``, as an event's key and features are.
+
+    ``riverflink serve`` asks models with it, so a request is refused for
+    exactly what would make the job dead-letter the same features; a missing
+    ``x`` asks with no features (a forecaster's next value).
+
+    Parameters
+    ----------
+    record
+        The request, parsed from JSON.
+
+    Returns
+    -------
+    tuple or DeadLetter
+        ``(key, x)``, or the dead letter whose ``reason`` says what was wrong (``raw`` left empty).
+
+    Examples
+    --------
+    >>> decode_query({"key": 7, "x": {"a": 1.5, "b": None}})
+    ('7', {'a': 1.5})
+    >>> decode_query({"key": "k", "x": {"a": [1]}}).reason, decode_query([1]).reason
+    ('invalid_features', 'not_object')
+    """
+    if not isinstance(record, dict):
+        return DeadLetter("", Reason.NOT_OBJECT, f"a JSON {type(record).__name__} is not a request object")
+    key = None
+    try:
+        key = _key(record)
+        x = _features(record.get("x"))
+    except _Rejected as rejected:
+        return DeadLetter("", rejected.reason, rejected.detail, key)
+    return key, {} if x is None else x
 
 
 _LARGE = 2.0**63  # orjson reads an integer beyond 64 bits as a float, and no float smaller than this

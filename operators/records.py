@@ -16,7 +16,7 @@ import typing
 from json.encoder import encode_basestring_ascii
 
 __all__ = [
-    "to_json", "Prediction", "metric_record", "model_snapshot_record", "dead_letter_record",
+    "to_json", "Prediction", "metric_record", "model_snapshot_record", "template_record", "dead_letter_record",
     "drift_record", "promotion_record", "RAW_LIMIT",
 ]
 
@@ -174,6 +174,28 @@ def model_snapshot_record(key: str, model_version: int, model: bytes, now_ms: in
     '{"key": "a", "model_version": 7, "ts": 2.0, "model": "UkZMSw=="}'
     """
     record = {"key": key, "model_version": model_version, "ts": now_ms / 1000, "model": base64.b64encode(model).decode()}
+    if serving is not None:
+        record["serving"] = serving
+    return to_json(record)
+
+
+def template_record(model: bytes, now_ms: int, serving: str | None = None) -> str:
+    """The models output's record of the template: what a key with no snapshot yet is answered by.
+
+    ``{"key": "", "template": true, "model_version": 0, "ts", "model"}``: the
+    model every new key starts from (the ``--model`` as it is under
+    ``--warm-start``, else a blank clone), so that ``riverflink serve``
+    answers a key the job has not seen exactly as the job would. Its key is
+    empty, which no event's key can be: a compacted Kafka topic refuses
+    records without a key.
+
+    Examples
+    --------
+    >>> template_record(b"RFLK", 2_000)
+    '{"key": "", "template": true, "model_version": 0, "ts": 2.0, "model": "UkZMSw=="}'
+    """
+    record = {"key": "", "template": True, "model_version": 0, "ts": now_ms / 1000,
+              "model": base64.b64encode(model).decode()}
     if serving is not None:
         record["serving"] = serving
     return to_json(record)

@@ -81,6 +81,8 @@ def latest_snapshots(destination: str | pathlib.Path) -> dict[str, dict]:
     """
     latest: dict[str, dict] = {}
     for snapshot in read_records(destination):
+        if snapshot.get("template"):  # what a key without history starts from: no key's model
+            continue
         known = latest.get(snapshot["key"])
         if known is None or _recency(snapshot) >= _recency(known):
             latest[snapshot["key"]] = snapshot

@@ -19,7 +19,7 @@ __all__ = ["main"]
 # command -> the module of jobs.cli whose command(args) carries it out
 COMMAND_MODULES = {
     "run": "run", "evaluate": "evaluate", "models": "models", "produce": "produce",
-    "cluster": "local", "kafka": "local", "savepoint": "savepoints", "stop": "savepoints",
+    "cluster": "local", "kafka": "local", "savepoint": "savepoints", "stop": "savepoints", "serve": "serve",
 }
 
 

@@ -8,6 +8,7 @@ same options.
 """
 
 import argparse
+import os
 import pathlib
 
 from jobs.cli.failures import EXIT_USAGE
@@ -203,6 +204,25 @@ def _add_tools(commands) -> None:
     kafka.add_argument("--data-dir", help="data, config, log and pid (default: ~/.cache/riverflink/kafka-broker-PORT)")
 
 
+def _add_serve(commands) -> None:
+    serve = commands.add_parser("serve", help="answer predictions of every key's latest model over HTTP (docs/serving.md)")
+    follow = serve.add_argument_group("what to serve")
+    where = follow.add_mutually_exclusive_group(required=True)
+    where.add_argument("--models", metavar="DEST", help="a job's --models-out: a directory or kafka://TOPIC")
+    where.add_argument("--out", metavar="DIR", help="a job's --out: serve DIR/models-out")
+    follow.add_argument("--live-models", type=int, default=100_000, metavar="N",
+                        help="keys whose model is kept restored; others keep only their snapshot's bytes")
+    http = serve.add_argument_group("HTTP")
+    http.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: loopback only)")
+    http.add_argument("--port", type=int, default=8000)
+    http.add_argument("--token", default=os.environ.get("RIVERFLINK_SERVE_TOKEN"),
+                      help="a bearer token every route but /health needs (default: $RIVERFLINK_SERVE_TOKEN)")
+    http.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES", help="the largest request body taken")
+    kafka = serve.add_argument_group("Kafka")
+    _add_kafka_client(kafka)
+    kafka.add_argument("--kafka-topic", metavar="TOPIC", help="forward POST /events lines to the job's input topic")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``riverflink`` parser, every command included; an error exits with status 2 and one line.
 
@@ -216,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_run(commands)
     _add_evaluate(commands)
+    _add_serve(commands)
     _add_tools(commands)
     return parser
 

@@ -8,7 +8,6 @@ event is the job's business, and its dead letters say why.
 
 import dataclasses
 import gzip
-import json
 import logging
 import pathlib
 import sys
@@ -18,10 +17,10 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from jobs.kafka_client import python_options
+from jobs.kafka_client import event_key, python_options
 from state.exceptions import RiverflinkError, SettingsError
 
-__all__ = ["Published", "command", "publish", "event_key"]
+__all__ = ["Published", "command", "publish"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,29 +61,6 @@ def command(args) -> int:
 def _progress_bar(done: int, total: int) -> None:
     share = done / total if total else 1.0
     print(f"\r[{'#' * int(share * 30):<30}] {share:6.1%}", end="", file=sys.stderr, flush=True)
-
-
-def event_key(line: str) -> bytes | None:
-    """The Kafka key of an event line: its ``key`` as text, or None when the line has no readable key.
-
-    Parameters
-    ----------
-    line
-        One line of an event file, as it is sent.
-
-    Examples
-    --------
-    >>> event_key('{"key": 42, "x": {}}'), event_key('{"key": "card-1"}'), event_key('not json')
-    (b'42', b'card-1', None)
-    """
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    key = record.get("key") if isinstance(record, dict) else None
-    if isinstance(key, bool) or not isinstance(key, (str, int)):
-        return None
-    return str(key).encode()
 
 
 def _lines(path: pathlib.Path) -> Iterator[tuple[str, int]]:

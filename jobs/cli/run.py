@@ -88,6 +88,6 @@ def summarize(settings: Settings) -> str:
         detail = ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items())) or "none"
         lines.append(labelled("events", f"{sum(kinds.values()):>8} ({detail}) -> {files['events']}"))
     if "models_out" in files:
-        models = {s["key"] for s in read_records(files["models_out"])}
+        models = {s["key"] for s in read_records(files["models_out"]) if not s.get("template")}
         lines.append(labelled("models", f"{len(models):>8} keys -> {files['models_out']}"))
     return "\n".join(lines)

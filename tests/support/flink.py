@@ -19,6 +19,7 @@ class Outputs:
     snapshots: list[dict]
     models: dict
     events: list[dict] = dataclasses.field(default_factory=list)
+    templates: list[dict] = dataclasses.field(default_factory=list)  # the models output's template records
 
     def predictions_by_id(self) -> dict[tuple[str, str], tuple]:
         return predictions_by_id(self.predictions)
@@ -68,10 +69,11 @@ def run(tmp_path, model: str, inputs, parallelism: int = 2, destinations: dict[s
     run_job(settings)
     snapshots = _committed(settings, "models_out")
     return Outputs(
+        templates=[s for s in snapshots if s.get("template")],
         predictions=_committed(settings, "predictions"),
         metrics=_committed(settings, "metrics"),
         dead_letters=_committed(settings, "dead_letters"),
-        snapshots=snapshots,
+        snapshots=[s for s in snapshots if not s.get("template")],
         models={} if kafka_topic_of(settings.outputs.models_out) else load_latest_models(settings.outputs.models_out),
         events=[] if settings.outputs.events is None else _committed(settings, "events"),
     )

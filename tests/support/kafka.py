@@ -7,7 +7,7 @@ import uuid
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from jobs.cli.produce import event_key
+from jobs.kafka_client import event_key
 from jobs.local.kafka import start_broker, stop_broker
 from jobs.local.processes import free_ports
 

@@ -1,0 +1,205 @@
+"""The HTTP face of ``riverflink serve``: an ASGI application, run by uvicorn.
+
+It is a bare ASGI callable rather than a web framework's: five routes need no
+router, and a prediction costs tens of microseconds, so what a framework adds
+per request would be most of the time a request takes. uvicorn parses HTTP;
+orjson reads and writes JSON.
+
+Routes (SPEC §6): ``POST /predict``, ``GET /models/{key}``, ``GET /health``,
+``GET /metrics``, and ``POST /events`` when the server forwards events. With a
+token, every route but ``/health`` needs ``Authorization: Bearer TOKEN``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+import urllib.parse
+
+import orjson
+
+from jobs.serve.followers import Follower
+from jobs.serve.forwarding import EventForwarder
+from jobs.serve.models import ServedModels
+from jobs.serve.prometheus import ServeMetrics
+from operators.dead_letters import DeadLetter, Reason
+from operators.events import decode_query, parse_json
+
+__all__ = ["ServeApp", "MAX_BODY_BYTES"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20  # a request body beyond this is refused with 413
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+class _Refused(Exception):
+    """A request answered with an error: ``{"error": reason, "detail": detail}``."""
+
+    def __init__(self, status: int, reason: str, detail: str):
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+class ServeApp:
+    """The ASGI application over one set of served models.
+
+    Parameters
+    ----------
+    served
+        The models, fed by ``follower``.
+    follower
+        What follows the job's models destination; ``/health`` says whether it has loaded.
+    token
+        A bearer token every route but ``/health`` needs; None: no token.
+    forwarder
+        Where ``POST /events`` sends event lines; None: the route is not offered.
+    max_body
+        The largest request body taken, in bytes.
+    """
+
+    def __init__(self, served: ServedModels, follower: Follower, token: str | None = None,
+                 forwarder: EventForwarder | None = None, max_body: int = MAX_BODY_BYTES):
+        self.served = served
+        self.follower = follower
+        self.token = None if token is None else f"Bearer {token}".encode()
+        self.forwarder = forwarder
+        self.max_body = max_body
+        self.metrics = ServeMetrics(served, follower)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise RuntimeError(f"riverflink serve speaks HTTP only, not {scope['type']}")
+        started = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        route = "other"
+        try:
+            route, handler = self._route(method, path)
+            if route != "/health" and self.token is not None and not self._authorized(scope):
+                raise _Refused(401, "unauthorized", "this server needs 'Authorization: Bearer TOKEN'")
+            status, body, content_type = await handler(scope, receive, path)
+        except _Refused as refused:
+            status, content_type = refused.status, b"application/json"
+            body = orjson.dumps({"error": refused.reason, "detail": refused.detail})
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        if status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.metrics.observe(route, status, time.perf_counter() - started)
+
+    def _route(self, method: str, path: str):
+        routes = {
+            ("POST", "/predict"): self._predict,
+            ("GET", "/health"): self._health,
+            ("GET", "/metrics"): self._metrics,
+            ("POST", "/events"): self._events,
+        }
+        handler = routes.get((method, path))
+        if handler is not None:
+            return path, handler
+        if method == "GET" and path.startswith("/models/") and len(path) > len("/models/"):
+            return "/models", self._model
+        if any(path == known for _, known in routes) or path.startswith("/models/"):
+            raise _Refused(405, "method_not_allowed", f"{method} is not served at {path}")
+        raise _Refused(404, "not_found", f"no route {path}")
+
+    def _authorized(self, scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return hmac.compare_digest(value, self.token)
+        return False
+
+    async def _body(self, scope, receive) -> bytes:
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                raise _Refused(413, "too_large", f"a request body is at most {self.max_body} bytes")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Refused(400, "disconnected", "the client went away before its body arrived")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise _Refused(413, "too_large", f"a request body is at most {self.max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def _predict(self, scope, receive, path):
+        body = await self._body(scope, receive)
+        try:
+            request = parse_json(body.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError too
+            raise _Refused(400, Reason.NOT_JSON, str(exc)) from None
+        if isinstance(request, list):
+            answers = [self._answer(item, f"item {number}: ") for number, item in enumerate(request)]
+            return 200, orjson.dumps(answers, option=_JSON_OPTIONS), b"application/json"
+        return 200, orjson.dumps(self._answer(request, ""), option=_JSON_OPTIONS), b"application/json"
+
+    def _answer(self, request, where: str) -> dict:
+        query = decode_query(request)
+        if isinstance(query, DeadLetter):
+            raise _Refused(400, query.reason, where + query.detail)
+        key, x = query
+        try:
+            answer = self.served.predict(key, x)
+        except LookupError as exc:
+            raise _Refused(503, "no_template", where + str(exc)) from None
+        except Exception as exc:  # the model's failure is the request's, never the server's
+            logger.debug("the model of %r raised on a request", key, exc_info=True)
+            raise _Refused(400, Reason.MODEL_ERROR, f"{where}{type(exc).__name__}: {exc}") from None
+        self.metrics.predictions.inc()
+        return answer.record()
+
+    async def _model(self, scope, receive, path):
+        key = urllib.parse.unquote(path[len("/models/"):])
+        described = self.served.describe(key)
+        if described is None:
+            raise _Refused(404, "unknown_key", f"no snapshot of the key {key!r}")
+        return 200, orjson.dumps(described), b"application/json"
+
+    async def _health(self, scope, receive, path):
+        follower = self.follower
+        if follower.error is not None:
+            raise _Refused(503, "not_following", f"following {follower.describe()} failed: {follower.error}")
+        if not follower.loaded.is_set():
+            raise _Refused(503, "loading", f"still reading {follower.describe()}")
+        record = {"status": "ok", "keys": len(self.served), "template": self.served.template is not None}
+        return 200, orjson.dumps(record), b"application/json"
+
+    async def _metrics(self, scope, receive, path):
+        return 200, self.metrics.exposition(), self.metrics.content_type
+
+    async def _events(self, scope, receive, path):
+        if self.forwarder is None:
+            raise _Refused(404, "not_found", "this server forwards no events: start it with --kafka-topic")
+        body = await self._body(scope, receive)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Refused(400, Reason.NOT_JSON, f"the body is not UTF-8: {exc}") from None
+        lines = [line for line in text.splitlines() if line.strip()]
+        rejected = self.forwarder.check(lines)
+        if rejected is not None:
+            raise _Refused(400, rejected.reason, rejected.detail)
+        forwarded = await asyncio.to_thread(self.forwarder.forward, lines)  # predictions go on meanwhile
+        return 202, orjson.dumps({"forwarded": forwarded}), b"application/json"
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.follower.stop()
+                if self.forwarder is not None:
+                    self.forwarder.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
