@@ -89,9 +89,9 @@ def _program_args(service: str) -> list[str]:
 
 @pytest.mark.unit
 def test_compose_has_the_services_and_builds_them_from_the_dockerfile():
-    assert set(SERVICES) == {"kafka", "jobmanager", "taskmanager", "produce", "job"}
+    assert set(SERVICES) == {"kafka", "jobmanager", "taskmanager", "produce", "job", "serve"}
     assert SERVICES["kafka"]["image"] == "apache/kafka:4.1.1"
-    for name in ("jobmanager", "taskmanager", "produce", "job"):
+    for name in ("jobmanager", "taskmanager", "produce", "job", "serve"):
         build = SERVICES[name]["build"]
         context = ROOT / (build if isinstance(build, str) else build["context"])
         dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
@@ -182,6 +182,18 @@ def test_produce_arguments_parse_and_name_files_in_the_image():
     for path in args.files:
         assert (ROOT / path).is_file() and path.split("/")[0] in _copied(), path
     assert args.topic == _program_args("job")[_program_args("job").index("--kafka-topic") + 1]
+
+
+@pytest.mark.unit
+def test_serve_follows_the_jobs_models_topic_and_forwards_to_its_input():
+    command = SERVICES["serve"]["command"]
+    assert command[0] == "riverflink"
+    args = build_parser().parse_args(command[1:])
+    job = settings_from_args(build_parser().parse_args(_program_args("job")))
+    assert (args.command, args.models, args.kafka_bootstrap) == ("serve", job.outputs.models_out, job.kafka.bootstrap)
+    assert args.kafka_topic in job.kafka.topics and args.host == "0.0.0.0"
+    assert SERVICES["serve"]["ports"] == [f"{args.port}:{args.port}"]
+    assert f"localhost:{args.port}/health" in SERVICES["serve"]["healthcheck"]["test"][-1]
 
 
 @pytest.mark.unit

@@ -68,6 +68,13 @@ class ServeApp:
         self.forwarder = forwarder
         self.max_body = max_body
         self.metrics = ServeMetrics(served, follower)
+        self.routes = {
+            ("POST", "/predict"): self._predict,
+            ("GET", "/health"): self._health,
+            ("GET", "/metrics"): self._metrics,
+            ("POST", "/events"): self._events,
+        }
+        self.paths = {path for _, path in self.routes}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -94,18 +101,12 @@ class ServeApp:
         self.metrics.observe(route, status, time.perf_counter() - started)
 
     def _route(self, method: str, path: str):
-        routes = {
-            ("POST", "/predict"): self._predict,
-            ("GET", "/health"): self._health,
-            ("GET", "/metrics"): self._metrics,
-            ("POST", "/events"): self._events,
-        }
-        handler = routes.get((method, path))
+        handler = self.routes.get((method, path))
         if handler is not None:
             return path, handler
         if method == "GET" and path.startswith("/models/") and len(path) > len("/models/"):
             return "/models", self._model
-        if any(path == known for _, known in routes) or path.startswith("/models/"):
+        if path in self.paths or path.startswith("/models/"):
             raise _Refused(405, "method_not_allowed", f"{method} is not served at {path}")
         raise _Refused(404, "not_found", f"no route {path}")
 
