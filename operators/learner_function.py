@@ -30,7 +30,6 @@ its next event starts from the template.
 """
 
 import copy
-import gc
 import time
 
 from pyflink.common import Row
@@ -40,6 +39,7 @@ from pyflink.datastream.time_domain import TimeDomain
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import decode_event
 from operators.flink_metrics import SAMPLE_EVERY, BatchedCounter
+from operators.garbage_collection import freeze_long_lived
 from operators.learner_config import LearnerConfig
 from operators.learning_step import LearningStep
 from operators.lifecycle import LifecyclePolicy
@@ -53,22 +53,6 @@ from state.key_cache import KeyCache
 from state.key_store import KeyStore
 
 __all__ = ["LearnerFunction"]
-
-GC_THRESHOLDS = (50_000, 20, 100)  # CPython's default is (700, 10, 10)
-
-
-def _tune_garbage_collection() -> None:
-    """Collect cyclic garbage less often than CPython's default.
-
-    A learner holds tens of thousands of long-lived key states, and every new
-    key or replayed state allocates hundreds of objects that survive: with
-    the default thresholds the collector walks them again and again, and
-    unpickling a fresh key state took about three times as long as alone.
-    What PyFlink and river loaded before the first event is frozen, never
-    walked again. Garbage is still collected, in larger rounds.
-    """
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class LearnerFunction(KeyedProcessFunction):
@@ -86,7 +70,7 @@ class LearnerFunction(KeyedProcessFunction):
     def open(self, runtime_context):
         config = self.config
         if config.batched:  # the interpreter Flink embeds is the learner's alone
-            _tune_garbage_collection()
+            freeze_long_lived()  # what PyFlink and river loaded before the first event
         templates = {name: load_state(blob) for name, blob in config.templates.items()}
         # A warm start copies what the template has learned; clone() would forget it.
         new_models = {
@@ -176,10 +160,18 @@ class LearnerFunction(KeyedProcessFunction):
                     loaded.reporting = True
                     self.keys_created.inc()
                     timers.register_event_time_timer(END_OF_INPUT)
+                # Flink keeps one timer per key and time, but each registration is a call into Java.
                 if config.emits_metrics:
-                    timers.register_processing_time_timer(next_boundary(now_ms, config.metrics_interval_ms))
+                    due = next_boundary(now_ms, config.metrics_interval_ms)
+                    if loaded.metrics_timer_ms != due:
+                        loaded.metrics_timer_ms = due
+                        timers.register_processing_time_timer(due)
                 if config.emits_snapshots:
-                    timers.register_processing_time_timer(next_boundary(now_ms, config.snapshot_interval_ms))
+                    loaded.unsnapshotted = True
+                    due = next_boundary(now_ms, config.snapshot_interval_ms)
+                    if loaded.snapshot_timer_ms != due:
+                        loaded.snapshot_timer_ms = due
+                        timers.register_processing_time_timer(due)
         elif outcome.model_ran:  # the model may have moved without being written: the stored state is the truth
             store.roll_back(key)
         if outcome.prediction is not None:
@@ -249,10 +241,13 @@ class LearnerFunction(KeyedProcessFunction):
             candidates = {} if state.lifecycle is None else state.lifecycle.candidates
             for name, candidate in candidates.items():
                 yield METRICS, metric_record(key, candidate.metric, candidate.metric_n, now_ms, model=name)
-        if config.emits_snapshots and (end_of_input or timestamp % config.snapshot_interval_ms == 0):
+        if (config.emits_snapshots and (end_of_input or timestamp % config.snapshot_interval_ms == 0)
+                and loaded.unsnapshotted):  # else the key's last snapshot holds this model (often at the end)
+            loaded.unsnapshotted = False
             serving = None if state.lifecycle is None else state.lifecycle.serving
-            yield MODEL_SNAPSHOTS, model_snapshot_record(key, state.model_version, dump_state(state.model), now_ms,
-                                                         serving=serving)
+            # Plain pickle: written once a second or more, restored once per server (``state.envelope``).
+            blob = dump_state(state.model, fast_restore=False)
+            yield MODEL_SNAPSHOTS, model_snapshot_record(key, state.model_version, blob, now_ms, serving=serving)
 
     def _drop_key(self, key: str, timers) -> None:
         """Forget everything the current key owns; its next event starts from the template."""

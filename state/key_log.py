@@ -46,6 +46,12 @@ class LoadedKey:
         The state has changed since the key was new: it reports metrics and snapshots.
     unwritten
         Replay entries not in Flink state yet (``state.key_store``'s write-back).
+    metrics_timer_ms, snapshot_timer_ms
+        When the timer of the key's next metrics or snapshot report is due, as
+        last registered while this object held the key (0: none yet).
+    unsnapshotted
+        The state may have changed since the key's last model snapshot (True
+        until this object writes one).
     """
 
     state: typing.Any
@@ -54,6 +60,9 @@ class LoadedKey:
     ids: typing.Any = None  # the key's event ids (``state.key_ids.KeyIds``), changes since the envelope pending
     reporting: bool = False  # the state has changed since the key was new: it reports metrics and snapshots
     unwritten: list = dataclasses.field(default_factory=list)  # replay entries not in Flink state yet (write-back)
+    metrics_timer_ms: int = 0  # the key's next metrics report's timer, as registered through this object
+    snapshot_timer_ms: int = 0  # the key's next snapshot's timer, as registered through this object
+    unsnapshotted: bool = True  # the state may have changed since the key's last model snapshot
 
 
 def fold_due(key: LoadedKey, adding: int = 1) -> bool:

@@ -26,6 +26,11 @@ def test_delayed_labels_match_plain_river_with_the_same_delays(tmp_path):
     assert len([m for m in outputs.metrics if m["key"] is None]) > 1
     assert max(collections.Counter(m["key"] for m in outputs.metrics).values()) > 1
     assert max(collections.Counter(m["key"] for m in outputs.snapshots).values()) > 1
+    # a snapshot is written only for a changed key: never the same model twice in a row, not even at the end
+    by_key = collections.defaultdict(list)
+    for snapshot in sorted(outputs.snapshots, key=lambda s: s["ts"]):
+        by_key[snapshot["key"]].append(snapshot["model"])
+    assert all(a != b for models in by_key.values() for a, b in zip(models, models[1:]))
 
     expected, expected_overall = river_loop(lines, template, "classifier", new_metric)
     assert outputs.dead_letters == []

@@ -28,12 +28,21 @@ def trained(kind, n_events=300, seed=3):
     return model, [e["x"] for e in events[:40]]
 
 
+@pytest.mark.parametrize("fast_restore", [True, False], ids=["attribute-pickle", "c-pickle"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_round_trip_gives_equal_predictions(kind):
+def test_round_trip_gives_equal_predictions(kind, fast_restore):
     model, probes = trained(kind)
-    restored = load_state(dump_state(model))
+    restored = load_state(dump_state(model, fast_restore=fast_restore))
     assert restored is not model
     assert same_model(restored, model, probes)
+
+
+def test_snapshots_are_plain_pickles(monkeypatch):
+    model, _ = trained("classifier")
+    monkeypatch.setattr(cloudpickle, "list_registry_pickle_by_value", set)  # a worker's: no module travels by value
+    _, _, offset = read_header(dump_state(model, fast_restore=False))
+    assert dump_state(model, fast_restore=False)[offset:] == pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    assert dump_state(model)[offset:] != pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 @pytest.mark.parametrize("kind", KINDS)

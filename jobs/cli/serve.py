@@ -2,6 +2,7 @@
 
 import logging
 import pathlib
+import threading
 
 import uvicorn
 
@@ -10,6 +11,7 @@ from jobs.serve.followers import DirectoryFollower, Follower, KafkaFollower
 from jobs.serve.forwarding import EventForwarder
 from jobs.serve.models import ServedModels
 from jobs.settings import KafkaSettings, kafka_topic_of
+from operators.garbage_collection import freeze_long_lived
 from state.exceptions import SettingsError
 
 __all__ = ["command", "build_app"]
@@ -46,9 +48,17 @@ def build_app(args) -> ServeApp:
     return ServeApp(served, follower, token=args.token, forwarder=forwarder, max_body=args.max_body)
 
 
+def _freeze_once_loaded(follower: Follower) -> None:
+    """Keep the cyclic garbage collector off the snapshots loaded at start: they live until replaced."""
+    follower.loaded.wait()
+    frozen = freeze_long_lived()
+    logger.info("froze %d objects after loading %d keys", frozen, len(follower.served))
+
+
 def command(args) -> int:
     app = build_app(args)
     app.follower.start()
+    threading.Thread(target=_freeze_once_loaded, args=(app.follower,), name="riverflink-freeze", daemon=True).start()
     print(f"riverflink serve: following {app.follower.describe()}, answering on http://{args.host}:{args.port}"
           f"{' (bearer token required)' if app.token else ''}", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1") and app.token is None:
