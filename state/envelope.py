@@ -59,8 +59,8 @@ def dump_state(obj, fast_restore: bool = True) -> bytes:
         Write plain objects so that they come back as fast to use as built
         ones (``state.attribute_pickle``), for state the learner keeps
         learning with. False: the C pickler alone, about 40 % faster to
-        write and to read, for what is written often and mostly read to
-        predict (model snapshots).
+        write (and a little faster to read), for what is written often and
+        mostly read to predict (model snapshots).
 
     Returns
     -------
