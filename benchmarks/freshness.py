@@ -31,9 +31,11 @@ import time
 
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from benchmarks.servers import running_server
+from benchmarks.stats import percentile
 from benchmarks.streaming import produce_steadily, streaming_job
 from jobs.local.kafka import start_broker, stop_broker
-from jobs.local.processes import end, free_ports, launch
+from jobs.local.processes import free_ports
 
 WARM_UP_S = 240  # the job's start-up: JVM, Python workers, first checkpoint
 
@@ -65,21 +67,6 @@ def _events(keys: list[str], count: int, seed: int = 7) -> list[dict]:
     return events
 
 
-def _wait_healthy(port: int, server, log: pathlib.Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"riverflink serve did not become healthy; see {log}")
-        time.sleep(0.1)
-
-
 def measure(bootstrap: str, args, workdir: pathlib.Path) -> list[float]:
     """Lags in seconds from sending a key's v-th event to the server answering with version v."""
     topic, models = "events", "models"
@@ -95,10 +82,9 @@ def measure(bootstrap: str, args, workdir: pathlib.Path) -> list[float]:
     port = free_ports(1)[0]
     serve_log = workdir / "serve.log"
     with streaming_job(options, workdir / "job.log") as job:
-        server = launch([sys.executable, "-m", "jobs.cli", "serve", "--models", f"kafka://{models}",
-                         "--kafka-bootstrap", bootstrap, "--port", str(port)], serve_log)
-        try:
-            _wait_healthy(port, server, serve_log)
+        serve = [sys.executable, "-m", "jobs.cli", "serve", "--models", f"kafka://{models}",
+                 "--kafka-bootstrap", bootstrap, "--port", str(port)]
+        with running_server(serve, serve_log, timeout=60):
             produce_steadily(bootstrap, topic, [{"key": "warm-up", "x": {"f0": 1.0}, "y": True}], 1)
             deadline = time.monotonic() + WARM_UP_S
             while _versions(port, ["warm-up"])["warm-up"] != 1:
@@ -121,16 +107,9 @@ def measure(bootstrap: str, args, workdir: pathlib.Path) -> list[float]:
                         seen[key] = version
                 time.sleep(args.poll_ms / 1000)
             producer.join()
-        finally:
-            end([server])
     if seen != expected:
         print(f"  warning: {sum(expected.values()) - sum(seen.values())} learn steps never served", file=sys.stderr)
     return lags
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def main() -> None:
@@ -154,8 +133,8 @@ def main() -> None:
     print(f"{args.rate:.0f} events/s over {args.keys} keys for {args.seconds:.0f} s; snapshots every "
           f"{args.snapshot_interval:g} s, checkpoints every {args.checkpoint_interval:g} s, {args.kafka_delivery}; "
           f"versions asked every {args.poll_ms:g} ms")
-    print(f"  freshness lag over {len(lags)} served versions: p50 {_percentile(lags, 0.5) * 1000:.0f} ms, "
-          f"p99 {_percentile(lags, 0.99) * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms")
+    print(f"  freshness lag over {len(lags)} served versions: p50 {percentile(lags, 0.5) * 1000:.0f} ms, "
+          f"p99 {percentile(lags, 0.99) * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

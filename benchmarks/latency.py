@@ -26,6 +26,7 @@ from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from benchmarks.generate import zipf_stream
+from benchmarks.stats import percentile
 from benchmarks.streaming import produce_steadily, streaming_job, wait_until_serving
 from jobs.local.kafka import start_broker, stop_broker
 from jobs.local.processes import free_ports
@@ -80,11 +81,6 @@ def measure(bootstrap: str, delivery: str, rate: float, seconds: float, checkpoi
     return latencies
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=200, help="events per second")
@@ -104,7 +100,7 @@ def main() -> None:
           f"parallelism 1; latency from send to committed prediction read:")
     print(f"  {'delivery':<14} {'events':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for delivery, latencies in results.items():
-        p50, p99 = _percentile(latencies, 0.5) * 1000, _percentile(latencies, 0.99) * 1000
+        p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
         print(f"  {delivery:<14} {len(latencies):>7} {p50:>8.0f} {p99:>8.0f} {max(latencies) * 1000:>8.0f}")
 
 

@@ -3,19 +3,24 @@
 import os
 import pathlib
 
-__all__ = ["peak_rss_mib", "java_descendants"]
+__all__ = ["peak_rss_mib", "status_mib", "java_descendants"]
 
 
-def peak_rss_mib(pid: int) -> float:
-    """The process's peak resident set size so far (VmHWM); 0 once it is gone."""
+def status_mib(pid: int, field: str) -> float:
+    """A memory field of ``/proc/PID/status`` (``VmRSS``, ``VmHWM``, ...) in MiB; 0 once the process is gone."""
     try:
         status = pathlib.Path(f"/proc/{pid}/status").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set size so far (VmHWM); 0 once it is gone."""
+    return status_mib(pid, "VmHWM")
 
 
 def java_descendants(pid: int | None = None) -> list[int]:

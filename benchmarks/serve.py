@@ -39,7 +39,6 @@ absolute figures.
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import http.client
 import io
@@ -57,7 +56,10 @@ import tempfile
 import time
 
 from benchmarks.generate import zipf_stream
-from jobs.local.processes import end, free_ports, launch
+from benchmarks.memory import status_mib
+from benchmarks.servers import ROOT, get, running_server
+from benchmarks.stats import percentile
+from jobs.local.processes import free_ports
 from jobs.model_spec import load_template
 from jobs.serve.app import ServeApp
 from jobs.serve.followers import DirectoryFollower
@@ -65,7 +67,6 @@ from jobs.serve.models import ServedModels, Snapshot
 from operators.records import model_snapshot_record, template_record
 from state.envelope import dump_state
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 TARGET_RATE = 5_000  # predictions/s on the 2-core machine the benchmark is run on
 TARGET_P99_MS = 5.0
 
@@ -259,28 +260,10 @@ def run_wrk(command: list[str]) -> str:
     return done.stdout
 
 
-def _status(pid: int, field: str) -> float:
-    """A ``kB`` field of ``/proc/PID/status`` in MiB."""
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise LookupError(f"no {field} in /proc/{pid}/status")
-
-
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time the process has used so far."""
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def get(port: int, path: str) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -290,28 +273,6 @@ def metrics(port: int) -> dict[str, float]:
         raise SystemExit(f"GET /metrics answered {status}")
     return {name: float(value) for name, value in
             (line.rsplit(" ", 1) for line in text.decode().splitlines() if line and not line.startswith("#"))}
-
-
-@contextlib.contextmanager
-def serve_process(command: list[str], log: pathlib.Path, timeout: float):
-    """Run ``command`` (a ``riverflink serve``) until the block ends; yields (process, seconds until /health was 200)."""
-    port = int(command[command.index("--port") + 1])
-    started = time.perf_counter()
-    process = launch(command, log, cwd=ROOT)
-    try:
-        while True:
-            with contextlib.suppress(OSError):
-                if get(port, "/health")[0] == 200:
-                    break
-            if process.poll() is not None:
-                raise SystemExit(f"riverflink serve exited with {process.returncode}; see {log}:\n"
-                                 f"{log.read_text()[-2000:]}")
-            if time.perf_counter() - started > timeout:
-                raise SystemExit(f"riverflink serve not healthy after {timeout:g} s; see {log}")
-            time.sleep(0.05)
-        yield process, time.perf_counter() - started
-    finally:
-        end([process])
 
 
 def sequential_latencies(port: int, keys: list[str], seed: int = 13) -> list[float]:
@@ -332,11 +293,6 @@ def sequential_latencies(port: int, keys: list[str], seed: int = 13) -> list[flo
     finally:
         connection.close()
     return latencies
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def main(argv=None) -> None:
@@ -382,15 +338,15 @@ def main(argv=None) -> None:
         if args.live_models is not None:
             serve += ["--live-models", str(args.live_models)]
         load = wrk_command(port, script, args, args.seconds)
-        with serve_process(serve, work / "serve.log", timeout=600 + args.keys / 1_000) as (server, load_seconds):
-            loaded_rss = _status(server.pid, "VmRSS")
+        with running_server(serve, work / "serve.log", timeout=600 + args.keys / 1_000) as (server, load_seconds):
+            loaded_rss = status_mib(server.pid, "VmRSS")
             first = sequential_latencies(port, sequential_keys)
             repeat = sequential_latencies(port, sequential_keys, seed=17)
             run_wrk(wrk_command(port, script, args, args.warm_up))
             before, cpu_before = metrics(port), cpu_seconds(server.pid)
             measured = parse_wrk(run_wrk(load))
             after, cpu_after = metrics(port), cpu_seconds(server.pid)
-            final_rss, peak_rss = _status(server.pid, "VmRSS"), _status(server.pid, "VmHWM")
+            final_rss, peak_rss = status_mib(server.pid, "VmRSS"), status_mib(server.pid, "VmHWM")
 
     answered = after["riverflink_serve_predictions_total"] - before["riverflink_serve_predictions_total"]
     errors = sum(value - before.get(name, 0.0) for name, value in after.items()

@@ -55,6 +55,16 @@ from state.key_store import KeyStore
 __all__ = ["LearnerFunction"]
 
 
+def _register_once(timers, registered_ms: int, due_ms: int) -> int:
+    """Register a processing-time timer at ``due_ms`` unless it is the one registered last; returns ``due_ms``.
+
+    Flink keeps one timer per key and time anyway, but each registration is a call into Java.
+    """
+    if due_ms != registered_ms:
+        timers.register_processing_time_timer(due_ms)
+    return due_ms
+
+
 class LearnerFunction(KeyedProcessFunction):
     """Keyed learner: lines in, predictions out, side outputs for the rest.
 
@@ -160,18 +170,13 @@ class LearnerFunction(KeyedProcessFunction):
                     loaded.reporting = True
                     self.keys_created.inc()
                     timers.register_event_time_timer(END_OF_INPUT)
-                # Flink keeps one timer per key and time, but each registration is a call into Java.
                 if config.emits_metrics:
-                    due = next_boundary(now_ms, config.metrics_interval_ms)
-                    if loaded.metrics_timer_ms != due:
-                        loaded.metrics_timer_ms = due
-                        timers.register_processing_time_timer(due)
+                    loaded.metrics_timer_ms = _register_once(timers, loaded.metrics_timer_ms,
+                                                             next_boundary(now_ms, config.metrics_interval_ms))
                 if config.emits_snapshots:
                     loaded.unsnapshotted = True
-                    due = next_boundary(now_ms, config.snapshot_interval_ms)
-                    if loaded.snapshot_timer_ms != due:
-                        loaded.snapshot_timer_ms = due
-                        timers.register_processing_time_timer(due)
+                    loaded.snapshot_timer_ms = _register_once(timers, loaded.snapshot_timer_ms,
+                                                              next_boundary(now_ms, config.snapshot_interval_ms))
         elif outcome.model_ran:  # the model may have moved without being written: the stored state is the truth
             store.roll_back(key)
         if outcome.prediction is not None:

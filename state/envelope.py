@@ -82,10 +82,8 @@ def dump_state(obj, fast_restore: bool = True) -> bytes:
     payload = None
     if not cloudpickle.list_registry_pickle_by_value():
         try:
-            if fast_restore:
-                payload = attribute_pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-            else:
-                payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            dumps = attribute_pickle.dumps if fast_restore else pickle.dumps
+            payload = dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, AttributeError, TypeError):  # something not importable by name
             payload = None
     if payload is None:
