@@ -14,6 +14,7 @@ from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescri
 from jobs.kafka_client import sink_properties
 from jobs.settings import Settings, kafka_topic_of, worker_location
 from operators.keying import with_keys
+from state.destinations import PART_SUFFIX, part_prefix
 
 __all__ = ["add_sinks"]
 
@@ -22,7 +23,7 @@ def _file_sink(path: str, name: str) -> FileSink:
     return (
         FileSink.for_row_format(path, Encoder.simple_string_encoder())
         .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
-        .with_output_file_config(OutputFileConfig.builder().with_part_prefix(name).with_part_suffix(".jsonl").build())
+        .with_output_file_config(OutputFileConfig.builder().with_part_prefix(name).with_part_suffix(PART_SUFFIX).build())
         # Roll, and so commit, on every checkpoint: the default rolls a row file only after 60 s
         # of inactivity, so a streaming job's outputs would lag its checkpoints by minutes.
         .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
@@ -65,7 +66,7 @@ def add_sinks(env: StreamExecutionEnvironment, settings: Settings, streams: dict
         destination = settings.outputs.destinations[name]
         topic = kafka_topic_of(destination)
         if topic is None:
-            sink = _file_sink(worker_location(destination), name.replace("_", "-"))
+            sink = _file_sink(worker_location(destination), part_prefix(name))
             stream.sink_to(sink).name(f"sink-{name}").uid(f"sink-{name}")
         else:
             # Rows (key, value), the key None for all-keys metrics: the record key, in Java.

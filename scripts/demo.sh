@@ -5,8 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 out="${1:-out/demo}"
-rm -rf "$out"
 exec .venv/bin/riverflink run \
   --model examples/regressor.py:model \
   --input examples/data/chick_weights.jsonl \
-  --out "$out" --parallelism 2 --checkpoint-interval 2
+  --out "$out" --overwrite --parallelism 2 --checkpoint-interval 2

@@ -7,9 +7,42 @@ so readers must skip them to see exactly-once output.
 
 import json
 import pathlib
-from collections.abc import Iterator
+import re
+from collections.abc import Collection, Iterator
 
-__all__ = ["committed_files", "read_records"]
+__all__ = ["committed_files", "read_records", "part_prefix", "is_part_file", "PART_SUFFIX"]
+
+PART_SUFFIX = ".jsonl"
+
+
+def part_prefix(output: str) -> str:
+    """How the part files of an output (``dead_letters``) start (``dead-letters``).
+
+    Parameters
+    ----------
+    output
+        An output name of ``jobs.settings.OUTPUT_NAMES``.
+    """
+    return output.replace("_", "-")
+
+
+def is_part_file(path: pathlib.Path, output: str) -> bool:
+    """Whether ``path`` is a part file FileSink wrote for ``output``, committed or in progress.
+
+    Committed: ``PREFIX-UUID-N.jsonl``; in progress: the same after a dot, then ``.inprogress.UUID``.
+
+    Examples
+    --------
+    >>> is_part_file(pathlib.Path("metrics-2f77ab28-1f6c-4064-8793-41484901ae68-0.jsonl"), "metrics")
+    True
+    >>> is_part_file(pathlib.Path(".dead-letters-2f77ab28-1f6c-4064-8793-41484901ae68-3.jsonl.inprogress.9a1"), "dead_letters")
+    True
+    >>> is_part_file(pathlib.Path("notes.txt"), "metrics")
+    False
+    """
+    name = re.escape(part_prefix(output))
+    pattern = rf"\.?{name}-[0-9a-f-]+-[0-9]+{re.escape(PART_SUFFIX)}(\.inprogress\.[0-9a-f-]+)?"
+    return re.fullmatch(pattern, path.name) is not None
 
 
 def committed_files(destination: str | pathlib.Path) -> list[pathlib.Path]:
@@ -53,13 +86,15 @@ def committed_files(destination: str | pathlib.Path) -> list[pathlib.Path]:
     )
 
 
-def read_records(destination: str | pathlib.Path) -> Iterator[dict]:
+def read_records(destination: str | pathlib.Path, skip: Collection[pathlib.Path] = ()) -> Iterator[dict]:
     """Every committed JSON record under ``destination``.
 
     Parameters
     ----------
     destination
         The directory an output was written to.
+    skip
+        Committed files not to read: those of an earlier run that a resumed job appended to.
 
     Yields
     ------
@@ -76,6 +111,8 @@ def read_records(destination: str | pathlib.Path) -> Iterator[dict]:
     [{'key': 'a'}, {'key': 'b'}]
     """
     for path in committed_files(destination):
+        if path in skip:
+            continue
         with path.open(encoding="utf-8") as lines:
             for line in lines:
                 if line.strip():

@@ -110,6 +110,9 @@ def test_run_prints_a_summary_a_person_can_read(tmp_path):
     assert "MAE = " in done.stdout and "over 578 labelled events" in done.stdout
     assert "dead letters          0 (none)" in done.stdout
     assert "50 keys ->" in done.stdout
+    again = riverflink("run", "--model", MODEL, "--input", CHICKS, "--out", str(out), "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert "578 events over 50 keys" in again.stdout, "the earlier run's predictions were not cleared"
 
 
 @pytest.mark.unit

@@ -16,6 +16,7 @@ from jobs.cli.failures import report_job_failure
 from jobs.cli.metric_reports import Spread, final_metrics
 from jobs.cli.parser import settings_from_args
 from jobs.cli.tables import format_table
+from jobs.earlier_outputs import prepare_file_outputs
 from jobs.settings import Settings
 from state.destinations import read_records
 from state.exceptions import RiverflinkError, SettingsError
@@ -59,6 +60,8 @@ def command(args) -> int:
     """
     with tempfile.TemporaryDirectory(prefix="riverflink-evaluate-") as scratch:
         settings = settings_from_args(args, scratch)
+        if args.out is not None:
+            prepare_file_outputs(settings.outputs, args.overwrite)
         plot = None if args.plot is None else pathlib.Path(args.plot)
         if plot is not None and not plot.parent.is_dir():
             raise SettingsError(f"--plot {plot}: no such directory {plot.parent}")

@@ -100,6 +100,9 @@ def _add_run(commands) -> None:
     outputs.add_argument("--dead-letters", help="dead letters destination: a directory or kafka://TOPIC")
     outputs.add_argument("--models-out", help="model snapshots destination: a directory or kafka://TOPIC")
     outputs.add_argument("--events", help="promotions and drifts destination: a directory or kafka://TOPIC")
+    outputs.add_argument("--overwrite", action="store_true",
+                         help="clear the part files an earlier run left in directory outputs (without it, such "
+                              "outputs are refused, unless --from-savepoint resumes that run)")
     outputs.add_argument("--quiet", action="store_true", help="print no summary")
 
     _add_lifecycle(run)
@@ -162,6 +165,7 @@ def _add_evaluate(commands) -> None:
     report.add_argument("--plot-every", type=int, metavar="N",
                         help="a point every N labelled events (default: about 200 points for file inputs)")
     report.add_argument("--out", help="keep the replay's outputs (predictions, metrics, ...) under this directory")
+    report.add_argument("--overwrite", action="store_true", help="clear an earlier evaluation's outputs from --out first")
 
 
 def _add_tools(commands) -> None:

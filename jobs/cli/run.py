@@ -1,17 +1,20 @@
 """``riverflink run``: run the learning job, then print what a person reads after a bounded run.
 
 The summary counts events, keys, the metric and dead letters from the
-committed files of directory outputs; a Kafka output is only named.
+committed files of directory outputs, only those this run added; a Kafka
+output, or one on a remote file system, is only named.
 """
 
 import collections
+import pathlib
 import sys
 
 from jobs.cli.failures import EXIT_INTERRUPTED, report_job_failure
 from jobs.cli.metric_reports import Spread, final_metrics
 from jobs.cli.parser import settings_from_args
 from jobs.cli.tables import labelled
-from jobs.settings import OUTPUT_NAMES, Settings, kafka_topic_of
+from jobs.earlier_outputs import prepare_file_outputs
+from jobs.settings import OUTPUT_NAMES, Settings
 from state.destinations import read_records
 from state.exceptions import RiverflinkError
 
@@ -27,6 +30,7 @@ def command(args) -> int:
         The parsed ``run`` arguments.
     """
     settings = settings_from_args(args)  # before importing Flink: an argument error is reported in a tenth of a second
+    earlier = prepare_file_outputs(settings.outputs, args.overwrite, resumed=settings.from_savepoint is not None)
     from jobs.learn_job import run_job
 
     if not settings.bounded and not settings.detached and not args.quiet:
@@ -44,32 +48,39 @@ def command(args) -> int:
     if settings.detached:
         print(submitted.get_job_id())
     elif not args.quiet:
-        print(summarize(settings))
+        print(summarize(settings, earlier))
     return 0
 
 
-def summarize(settings: Settings) -> str:
+def summarize(settings: Settings, earlier: dict[str, frozenset[pathlib.Path]]) -> str:
     """What a bounded run wrote, output by output.
 
     Parameters
     ----------
     settings
-        The run that finished; its directory outputs are read back.
+        The run that finished; its local directory outputs are read back.
+    earlier
+        ``output name -> committed files before the run`` of each local directory output
+        (``jobs.earlier_outputs.prepare_file_outputs``): not this run's, so not read.
     """
     destinations = settings.outputs.destinations
     lines = ["riverflink run finished"]
     for name in OUTPUT_NAMES:
-        if kafka_topic_of(destinations[name]) is not None:
+        if destinations[name] is not None and name not in earlier:
             lines.append(labelled(name.replace("_", " "), f"-> {destinations[name]}"))
-    files = {name: path for name, path in destinations.items() if path is not None and kafka_topic_of(path) is None}
+
+    def this_runs(name):  # records of a local directory output, without an earlier run's
+        return read_records(destinations[name], skip=earlier[name])
+
+    files = {name: destinations[name] for name in earlier}
     if "predictions" in files:
         count, keys = 0, set()
-        for prediction in read_records(files["predictions"]):
+        for prediction in this_runs("predictions"):
             count += 1
             keys.add(prediction["key"])
         lines.append(labelled("predictions", f"{count:>8} events over {len(keys)} keys -> {files['predictions']}"))
     if "metrics" in files:
-        for model, by_key in final_metrics(read_records(files["metrics"])).items():
+        for model, by_key in final_metrics(this_runs("metrics")).items():
             overall, spread = by_key.get(None), Spread.of(by_key)
             if model is not None:
                 lines.append(f"  model {model}")
@@ -80,14 +91,14 @@ def summarize(settings: Settings) -> str:
                 figures = f"min {spread.low:.4f}, median {spread.median:.4f}, max {spread.high:.4f}"
                 lines.append(labelled("per key", f"{spread.keys} keys: {figures}"))
     if "dead_letters" in files:
-        reasons = collections.Counter(d["reason"] for d in read_records(files["dead_letters"]))
+        reasons = collections.Counter(d["reason"] for d in this_runs("dead_letters"))
         detail = ", ".join(f"{reason}: {count}" for reason, count in reasons.most_common()) or "none"
         lines.append(labelled("dead letters", f"{sum(reasons.values()):>8} ({detail}) -> {files['dead_letters']}"))
     if "events" in files:
-        kinds = collections.Counter(e["event"] for e in read_records(files["events"]))
+        kinds = collections.Counter(e["event"] for e in this_runs("events"))
         detail = ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items())) or "none"
         lines.append(labelled("events", f"{sum(kinds.values()):>8} ({detail}) -> {files['events']}"))
     if "models_out" in files:
-        models = {s["key"] for s in read_records(files["models_out"]) if not s.get("template")}
+        models = {s["key"] for s in this_runs("models_out") if not s.get("template")}
         lines.append(labelled("models", f"{len(models):>8} keys -> {files['models_out']}"))
     return "\n".join(lines)
