@@ -35,6 +35,8 @@ __all__ = ["build_job", "learner_config", "load_models", "run_job"]
 
 logger = logging.getLogger(__name__)
 
+STATUS_POLL_S = 0.1  # how often an attached run asks a cluster whether its job has ended
+
 
 def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: dict, kind: Kind, metric,
               stop_offsets: dict | None = None) -> None:
@@ -164,6 +166,18 @@ def load_models(settings: Settings) -> tuple[dict, Kind, object]:
     return templates, kind, metric
 
 
+def _result_when_done(client):
+    """The result of a job submitted to a cluster, asked for as soon as the job ends.
+
+    Flink's REST client polls for a job's result with a backoff that grows
+    to 2 s, so an attached run would notice the end of its job up to 2 s late;
+    the job's status is a cheap request to repeat.
+    """
+    while not client.get_job_status().result().is_globally_terminal_state():
+        time.sleep(STATUS_POLL_S)
+    return client.get_job_execution_result().result()
+
+
 def run_job(settings: Settings):
     """Build and run the job on the embedded mini-cluster, or submit it to ``settings.jobmanager``.
 
@@ -193,7 +207,10 @@ def run_job(settings: Settings):
         logger.info("running %s on %s (parallelism %d)", settings.job_name, where, settings.parallelism)
         if settings.detached:
             return env.execute_async(settings.job_name)
-        result = env.execute(settings.job_name)
+        if settings.jobmanager is None:
+            result = env.execute(settings.job_name)
+        else:
+            result = _result_when_done(env.execute_async(settings.job_name))
         if stop_offsets is not None:  # Flink commits only on checkpoints the finished reader may have missed
             commit_offsets(settings.kafka, stop_offsets)
         return result

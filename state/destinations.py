@@ -5,10 +5,11 @@ the others are committed (on a checkpoint, or at the end of a bounded input),
 so readers must skip them to see exactly-once output.
 """
 
-import json
 import pathlib
 import re
 from collections.abc import Collection, Iterator
+
+from state.json_lines import parse_json
 
 __all__ = ["committed_files", "read_records", "part_prefix", "is_part_file", "PART_SUFFIX"]
 
@@ -113,7 +114,7 @@ def read_records(destination: str | pathlib.Path, skip: Collection[pathlib.Path]
     for path in committed_files(destination):
         if path in skip:
             continue
-        with path.open(encoding="utf-8") as lines:
+        with path.open("rb") as lines:
             for line in lines:
                 if line.strip():
-                    yield json.loads(line)
+                    yield parse_json(line)

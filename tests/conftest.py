@@ -14,7 +14,7 @@ import shutil
 import pytest
 from _pytest.doctest import DoctestItem
 
-from jobs.runtime.environment import WORKER_HASH_SEED
+from jobs.runtime.jvm import WORKER_HASH_SEED
 
 MARKS = ("unit", "minicluster", "cluster", "kafka")
 # Doctest files (relative to the project root) whose examples start a JVM, and their marks.

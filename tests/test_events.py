@@ -7,7 +7,8 @@ import re
 import pytest
 
 from operators.dead_letters import RAW_LIMIT, DeadLetter, Reason
-from operators.events import Event, decode_event, parse_json
+from operators.events import Event, decode_event
+from state.json_lines import parse_json
 from tests.test_job_guarantees import BAD_RECORDS
 
 pytestmark = pytest.mark.unit

@@ -17,6 +17,7 @@ from jobs.cli.metric_reports import Spread, final_metrics
 from jobs.cli.parser import settings_from_args
 from jobs.cli.tables import format_table
 from jobs.earlier_outputs import prepare_file_outputs
+from jobs.runtime.jvm import start_jvm_early
 from jobs.settings import Settings
 from state.destinations import read_records
 from state.exceptions import RiverflinkError, SettingsError
@@ -65,6 +66,7 @@ def command(args) -> int:
         plot = None if args.plot is None else pathlib.Path(args.plot)
         if plot is not None and not plot.parent.is_dir():
             raise SettingsError(f"--plot {plot}: no such directory {plot.parent}")
+        start_jvm_early()  # beside the imports and model loading of the evaluation
         try:
             evaluation = evaluate(settings)
         except RiverflinkError:

@@ -14,6 +14,7 @@ from jobs.cli.metric_reports import Spread, final_metrics
 from jobs.cli.parser import settings_from_args
 from jobs.cli.tables import labelled
 from jobs.earlier_outputs import prepare_file_outputs
+from jobs.runtime.jvm import start_jvm_early
 from jobs.settings import OUTPUT_NAMES, Settings
 from state.destinations import read_records
 from state.exceptions import RiverflinkError
@@ -31,6 +32,7 @@ def command(args) -> int:
     """
     settings = settings_from_args(args)  # before importing Flink: an argument error is reported in a tenth of a second
     earlier = prepare_file_outputs(settings.outputs, args.overwrite, resumed=settings.from_savepoint is not None)
+    start_jvm_early()  # beside the second of imports and model loading that follows
     from jobs.learn_job import run_job
 
     if not settings.bounded and not settings.detached and not args.quiet:

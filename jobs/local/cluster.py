@@ -20,8 +20,8 @@ import urllib.request
 
 from jobs.local.processes import PidFile, end, launch, wait_until_ready
 from jobs.local.warm_up import warm_up
-from jobs.runtime.environment import WORKER_HASH_SEED, python_path
 from jobs.runtime.jars import FLINK_HOME, cache_root
+from jobs.runtime.jvm import WORKER_HASH_SEED, python_path
 from state.exceptions import RiverflinkError
 
 __all__ = ["ClusterProcess", "start_cluster", "stop_cluster", "cluster_dir", "cluster_processes",

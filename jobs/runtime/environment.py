@@ -1,16 +1,15 @@
 """A StreamExecutionEnvironment configured from Settings: the only place that knows a job's Flink option names.
 
-It also prepares what Flink's Python workers start with (their PYTHONPATH,
-with ``worker_boot/``, and a fixed hash seed) and, for a job submitted to a
-cluster, ships riverflink's own packages with it.
+For a job submitted to a cluster, it also ships riverflink's own packages
+with it. What Flink's Python workers start with (their PYTHONPATH, with
+``worker_boot/``, and a fixed hash seed) is set where the JVM starts,
+``jobs.runtime.jvm``.
 """
 
 import atexit
 import functools
-import os
 import pathlib
 import shutil
-import site
 import sys
 import tempfile
 
@@ -19,13 +18,11 @@ from pyflink.datastream import CheckpointingMode, RuntimeExecutionMode, StreamEx
 from pyflink.java_gateway import get_gateway
 
 from jobs.runtime.jars import kafka_connector_jar, operators_jar
+from jobs.runtime.jvm import PROJECT_ROOT, start_jvm
 from jobs.settings import Settings, local_path
 
-__all__ = ["create_environment", "flink_configuration", "python_path", "PROJECT_ROOT", "WORKER_HASH_SEED"]
+__all__ = ["create_environment", "flink_configuration"]
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]  # holds jobs/, operators/, state/
-WORKER_BOOT = pathlib.Path(__file__).resolve().parent / "worker_boot"  # see its sitecustomize.py
-WORKER_HASH_SEED = "0"
 # What a job ships to a cluster's workers (with their subpackages: jobs.cli, jobs.local, jobs.runtime, ...),
 # and what worker_boot/sitecustomize.py forgets of an earlier job.
 CODE_PACKAGES = ("jobs", "operators", "state")
@@ -35,57 +32,6 @@ CODE_PACKAGES = ("jobs", "operators", "state")
 RESTART_ATTEMPTS = 6
 RESTART_BACKOFF = ("1 s", "30 s")
 RESTART_JITTER = "0.1"  # each delay up to 10 % longer or shorter, so many failed jobs do not restart in step
-
-
-def _expose_python_path() -> None:
-    """Let Python workers import pyflink, river and this project.
-
-    In thread mode, Flink embeds an interpreter (pemja) that starts from the
-    base installation, not from the virtual environment running the client:
-    without PYTHONPATH it cannot even import pemja. The JVM inherits this
-    process's environment, so this must run before the first Flink call.
-    """
-    os.environ["PYTHONPATH"] = python_path()
-
-
-def python_path(include_project: bool = True) -> str:
-    """PYTHONPATH for Flink's Python workers: this project, the worker boot, this environment's packages.
-
-    Parameters
-    ----------
-    include_project
-        Whether the project's own folder comes first. A cluster's workers get the
-        project from each job instead (False): ``create_environment`` ships it, so
-        a job runs the code of the client that submitted it.
-
-    Returns
-    -------
-    str
-        The folders, separated by ``os.pathsep``, then this process's own PYTHONPATH.
-
-    Examples
-    --------
-    >>> path = python_path(include_project=False).split(os.pathsep)
-    >>> str(WORKER_BOOT) in path, str(PROJECT_ROOT) in path
-    (True, False)
-    """
-    wanted = [str(PROJECT_ROOT)] if include_project else []
-    wanted += [str(WORKER_BOOT), *site.getsitepackages()]
-    # This process's own PYTHONPATH may hold the project already (an earlier in-process job put it there).
-    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(PROJECT_ROOT)]
-    return os.pathsep.join(dict.fromkeys(wanted + current))
-
-
-def _pin_hash_seed() -> None:
-    """Give Python workers a fixed hash seed unless the user chose one.
-
-    Some river models iterate over sets of feature names (KMeans' distances,
-    for one), so their results depend on the interpreter's string hash seed.
-    With a random seed per worker, a worker restarted after a failure would
-    learn differently from the one it replaces, and the models after recovery
-    would not equal those of an uninterrupted run.
-    """
-    os.environ.setdefault("PYTHONHASHSEED", WORKER_HASH_SEED)
 
 
 def _as_uri(path: str) -> str:
@@ -177,13 +123,12 @@ def create_environment(settings: Settings, checkpoint_dir: str | None) -> Stream
         With riverflink's Java operators (and the Kafka connector when the job reads
         Kafka) on its class path, its parallelism and exactly-once checkpointing set.
     """
-    _expose_python_path()
-    _pin_hash_seed()
-    # Fetched or built before the JVM starts.
+    # Fetched or built before the JVM is asked for anything.
     jars = [operators_jar().as_uri()]
     if settings.kafka.bootstrap:
         jars.append(kafka_connector_jar().as_uri())
     config = flink_configuration(settings, checkpoint_dir)
+    start_jvm()
     if settings.jobmanager is None:
         env = StreamExecutionEnvironment.get_execution_environment(config)
     else:

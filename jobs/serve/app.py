@@ -25,7 +25,8 @@ from jobs.serve.forwarding import EventForwarder
 from jobs.serve.models import ServedModels
 from jobs.serve.prometheus import ServeMetrics
 from operators.dead_letters import DeadLetter, Reason
-from operators.events import decode_query, parse_json
+from operators.events import decode_query
+from state.json_lines import parse_json
 
 __all__ = ["ServeApp", "MAX_BODY_BYTES"]
 

@@ -1,0 +1,115 @@
+"""The client's JVM (PyFlink's gateway): started with what Flink's Python workers need, and as early as a run knows it needs one.
+
+A run's client spends about a second on one core importing river and
+PyFlink and loading its models before it asks Flink for anything; the JVM's
+start, about 0.6 s in a process of its own, can run beside that instead of
+after it (``start_jvm_early``). This module imports only PyFlink's gateway
+for that reason.
+"""
+
+import os
+import pathlib
+import site
+import threading
+
+from pyflink.java_gateway import get_gateway
+
+__all__ = ["start_jvm", "start_jvm_early", "python_path", "PROJECT_ROOT", "WORKER_BOOT", "WORKER_HASH_SEED"]
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]  # holds jobs/, operators/, state/
+WORKER_BOOT = pathlib.Path(__file__).resolve().parent / "worker_boot"  # see its sitecustomize.py
+WORKER_HASH_SEED = "0"
+
+_early_start: threading.Thread | None = None
+_early_failure: list[BaseException] = []  # what the early start raised, raised again by start_jvm
+
+
+def _expose_python_path() -> None:
+    """Let Python workers import pyflink, river and this project.
+
+    In thread mode, Flink embeds an interpreter (pemja) that starts from the
+    base installation, not from the virtual environment running the client:
+    without PYTHONPATH it cannot even import pemja. The JVM inherits this
+    process's environment, so this must run before the first Flink call.
+    """
+    os.environ["PYTHONPATH"] = python_path()
+
+
+def python_path(include_project: bool = True) -> str:
+    """PYTHONPATH for Flink's Python workers: this project, the worker boot, this environment's packages.
+
+    Parameters
+    ----------
+    include_project
+        Whether the project's own folder comes first. A cluster's workers get the
+        project from each job instead (False): ``create_environment`` ships it, so
+        a job runs the code of the client that submitted it.
+
+    Returns
+    -------
+    str
+        The folders, separated by ``os.pathsep``, then this process's own PYTHONPATH.
+
+    Examples
+    --------
+    >>> path = python_path(include_project=False).split(os.pathsep)
+    >>> str(WORKER_BOOT) in path, str(PROJECT_ROOT) in path
+    (True, False)
+    """
+    wanted = [str(PROJECT_ROOT)] if include_project else []
+    wanted += [str(WORKER_BOOT), *site.getsitepackages()]
+    # This process's own PYTHONPATH may hold the project already (an earlier in-process job put it there).
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(PROJECT_ROOT)]
+    return os.pathsep.join(dict.fromkeys(wanted + current))
+
+
+def _pin_hash_seed() -> None:
+    """Give Python workers a fixed hash seed unless the user chose one.
+
+    Some river models iterate over sets of feature names (KMeans' distances,
+    for one), so their results depend on the interpreter's string hash seed.
+    With a random seed per worker, a worker restarted after a failure would
+    learn differently from the one it replaces, and the models after recovery
+    would not equal those of an uninterrupted run.
+    """
+    os.environ.setdefault("PYTHONHASHSEED", WORKER_HASH_SEED)
+
+
+def start_jvm():
+    """The JVM's gateway, started now unless ``start_jvm_early`` did, with the environment workers need.
+
+    Raises
+    ------
+    Exception
+        What starting the JVM raised (no Java, a broken Flink distribution), early or now.
+    """
+    if _early_start is not None:
+        _early_start.join()
+        if _early_failure:
+            raise _early_failure[0]
+    return _start()
+
+
+def _start():
+    _expose_python_path()
+    _pin_hash_seed()
+    return get_gateway()
+
+
+def _start_noting_failure() -> None:
+    try:
+        _start()
+    except BaseException as failure:  # raised again in the main thread, by start_jvm, where it is reported
+        _early_failure.append(failure)
+
+
+def start_jvm_early() -> None:
+    """Start the JVM in a background thread; the next ``start_jvm`` waits for it.
+
+    Call it once the run is known to go ahead (its settings are valid), before
+    the slow imports: a run refused later only leaves a JVM that ends with this process.
+    """
+    global _early_start
+    if _early_start is None:
+        _early_start = threading.Thread(target=_start_noting_failure, name="riverflink-jvm-start", daemon=True)
+        _early_start.start()
