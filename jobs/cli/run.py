@@ -50,12 +50,16 @@ def command(args) -> int:
     if settings.detached:
         print(submitted.get_job_id())
     elif not args.quiet:
-        print(summarize(settings, earlier))
+        print(summarize(settings, earlier, submitted.get_net_runtime() / 1000))
     return 0
 
 
-def summarize(settings: Settings, earlier: dict[str, frozenset[pathlib.Path]]) -> str:
+def summarize(settings: Settings, earlier: dict[str, frozenset[pathlib.Path]], job_seconds: float) -> str:
     """What a bounded run wrote, output by output.
+
+    The counts come from the committed files, not from Flink's accumulators
+    or metrics: those count per task attempt, so after a restart they would
+    miss what the failed attempt committed or count what it did twice.
 
     Parameters
     ----------
@@ -64,9 +68,11 @@ def summarize(settings: Settings, earlier: dict[str, frozenset[pathlib.Path]]) -
     earlier
         ``output name -> committed files before the run`` of each local directory output
         (``jobs.earlier_outputs.prepare_file_outputs``): not this run's, so not read.
+    job_seconds
+        How long the job ran, as Flink measured it.
     """
     destinations = settings.outputs.destinations
-    lines = ["riverflink run finished"]
+    lines = [f"riverflink run finished: the job ran {job_seconds:.1f} s"]
     for name in OUTPUT_NAMES:
         if destinations[name] is not None and name not in earlier:
             lines.append(labelled(name.replace("_", " "), f"-> {destinations[name]}"))
