@@ -29,6 +29,7 @@ from jobs.learn_job import run_job
 from jobs.local.cluster import cluster_processes, start_cluster, stop_cluster
 from jobs.local.processes import free_ports
 from jobs.model_spec import load_template
+from jobs.profiles import PROFILE_NAMES
 from jobs.settings import OutputSettings, Settings, TuningSettings
 from operators.learning_step import KeyState
 from state.destinations import committed_files
@@ -84,6 +85,12 @@ def main(argv=None) -> None:
     parser.add_argument("--key-cache-mb", type=float, default=TuningSettings.key_cache_mb)
     parser.add_argument("--batch-lines", type=int, default=TuningSettings.batch_lines,
                         help="lines per call into the learner (thread mode); 1: PyFlink's operator, one call per line")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="auto",
+                        help="riverflink run --profile; auto is throughput here: the input is bounded")
+    parser.add_argument("--batch-delay", type=float, metavar="S",
+                        help="how long a line waits at most for its batch to fill (thread mode; default: the profile's)")
+    parser.add_argument("--flink-option", type=lambda text: tuple(text.split("=", 1)), action="append", default=[], metavar="KEY=VALUE",
+                        help="a Flink option for the job, repeatable (e.g. execution.buffer-timeout.interval=100ms)")
     parser.add_argument("--snapshot-interval", type=float, metavar="S",
                         help="also write model snapshots (--models-out) every S seconds, as riverflink serve follows them")
     parser.add_argument("--cluster", type=int, default=0, metavar="N",
@@ -109,7 +116,9 @@ def main(argv=None) -> None:
                                        models_out=None if args.snapshot_interval is None else str(work / "models")),
                 parallelism=args.parallelism, state_backend=args.state_backend,
                 execution_mode=args.execution_mode, checkpoint_interval=args.checkpoint_interval, jobmanager=jobmanager,
+                flink_options=tuple(args.flink_option),
                 tuning=TuningSettings(key_cache_mb=args.key_cache_mb, batch_lines=args.batch_lines,
+                                      batch_delay=args.batch_delay, profile=args.profile,
                                       snapshot_interval=args.snapshot_interval or TuningSettings.snapshot_interval),
             )
             started = time.perf_counter()
@@ -129,7 +138,9 @@ def main(argv=None) -> None:
     print(f"{n:,} events, {len(models):,} keys seen of {args.keys:,}, model {args.model}")
     print(f"job: {where}, parallelism {args.parallelism}, {args.execution_mode} mode, {args.state_backend} state, "
           f"checkpoints every {args.checkpoint_interval:g} s, key cache {args.key_cache_mb:g} MB, "
-          f"batches of {args.batch_lines} lines"
+          f"{settings.profile.name} profile, batches of {args.batch_lines} lines (waiting at most "
+          f"{settings.batch_delay * 1000:g} ms)"
+          + "".join(f", {key}={value}" for key, value in args.flink_option)
           + ("" if args.snapshot_interval is None else
              f", model snapshots every {args.snapshot_interval:g} s ({snapshots:,} written)"))
     print(f"  bare river loop   {bare_rate:>10,.0f} events/s  peak RSS {bare_rss:>7,.0f} MiB (this process)")

@@ -55,22 +55,25 @@ def source_properties(kafka: KafkaSettings) -> dict[str, str]:
     return {"isolation.level": "read_committed", **dict(kafka.properties)}
 
 
-def sink_properties(kafka: KafkaSettings) -> dict[str, str]:
+def sink_properties(kafka: KafkaSettings, linger_ms: int | None = None) -> dict[str, str]:
     """The properties of the producers behind ``kafka://`` outputs.
 
     Parameters
     ----------
     kafka
         The run's Kafka settings; their ``properties`` come last.
+    linger_ms
+        How long a producer waits to fill a batch (``jobs.profiles``); None: the Kafka client's default.
 
     Examples
     --------
     >>> from jobs.settings import KafkaSettings
-    >>> sink_properties(KafkaSettings(bootstrap="kafka:9092"))
-    {'bootstrap.servers': 'kafka:9092', 'transaction.timeout.ms': '900000'}
+    >>> sink_properties(KafkaSettings(bootstrap="kafka:9092"), linger_ms=0)
+    {'bootstrap.servers': 'kafka:9092', 'transaction.timeout.ms': '900000', 'linger.ms': '0'}
     """
+    lingering = {} if linger_ms is None else {"linger.ms": str(linger_ms)}
     return {"bootstrap.servers": kafka.bootstrap, "transaction.timeout.ms": str(TRANSACTION_TIMEOUT_MS),
-            **dict(kafka.properties)}
+            **lingering, **dict(kafka.properties)}
 
 
 def python_options(properties: tuple[tuple[str, str], ...], *clients: type, strict: bool = False) -> dict:

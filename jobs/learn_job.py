@@ -58,7 +58,7 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
     learner = LearnerFunction(config)
     keyed = key_lines(lines)
     if config.batched:
-        learned = batched_process(keyed, learner, settings.tuning.batch_lines, Settings.ms(settings.tuning.batch_delay))
+        learned = batched_process(keyed, learner, settings.tuning.batch_lines, Settings.ms(settings.batch_delay))
     else:
         learned = keyed.process(learner, output_type=Types.STRING())
     predictions = learned.name("learn").uid("learner")

@@ -24,6 +24,7 @@ import re
 import urllib.parse
 
 from jobs.kafka_client import RIVERFLINK_PROPERTIES
+from jobs.profiles import PROFILE_NAMES, PROFILES, Profile
 from state.exceptions import SettingsError
 
 __all__ = [
@@ -187,7 +188,8 @@ class TuningSettings:
 
     key_cache_mb: float = 64.0  # deserialized key states kept per learner subtask, by serialized size; 0: none
     batch_lines: int = 256  # thread mode: lines the learner gets per call from Java (1: one call per line)
-    batch_delay: float = 0.01  # seconds a line waits at most for its batch to fill
+    profile: str = "auto"  # "latency", "throughput", or "auto": see jobs.profiles
+    batch_delay: float | None = None  # seconds a line waits at most for its batch to fill; None: the profile's
     metrics_interval: float = 10.0  # seconds between metric reports
     metrics_every: int | None = None  # the all-keys metrics are also reported every this many labelled events
     snapshot_interval: float = 60.0  # seconds between model snapshots
@@ -284,8 +286,10 @@ class Settings:
             raise SettingsError(f"--key-cache-mb must be zero or more, not {tuning.key_cache_mb}")
         if tuning.batch_lines < 1:
             raise SettingsError(f"--batch-lines must be at least 1, not {tuning.batch_lines}")
-        if tuning.batch_delay < 0:
+        if tuning.batch_delay is not None and tuning.batch_delay < 0:
             raise SettingsError(f"--batch-delay must be zero or more, not {tuning.batch_delay}")
+        if tuning.profile not in PROFILE_NAMES:
+            raise SettingsError(f"--profile must be one of {', '.join(PROFILE_NAMES)}, not {tuning.profile!r}")
 
     def _check_lifecycle(self) -> None:
         lifecycle = self.lifecycle
@@ -326,6 +330,23 @@ class Settings:
     def bounded(self) -> bool:
         """Whether the job ends by itself: files only, or Kafka read up to the offsets at start."""
         return self.watch_inputs is None and (not self.kafka.topics or self.kafka.stop_at_latest)
+
+    @property
+    def profile(self) -> Profile:
+        """The latency or throughput profile of this run (``jobs.profiles``): ``auto`` picks by ``bounded``.
+
+        >>> Settings(model="m.pkl", kafka=KafkaSettings(bootstrap="k:9092", topics=("events",))).profile.name
+        'latency'
+        """
+        name = self.tuning.profile
+        if name == "auto":
+            name = "throughput" if self.bounded else "latency"
+        return PROFILES[name]
+
+    @property
+    def batch_delay(self) -> float:
+        """Seconds a line waits at most for the learner's batch to fill: ``--batch-delay``, else the profile's."""
+        return self.profile.batch_delay if self.tuning.batch_delay is None else self.tuning.batch_delay
 
     @property
     def models(self) -> tuple[str, ...]:

@@ -44,7 +44,7 @@ def _kafka_table(settings: Settings, topic: str, name: str) -> TableDescriptor:
         # Stable per job and output: after a restart the sink finds and aborts its own lingering transactions.
         .option("sink.transactional-id-prefix", f"{settings.job_name}-{name}")
     )
-    for key, value in sink_properties(settings.kafka).items():
+    for key, value in sink_properties(settings.kafka, settings.profile.sink_linger_ms).items():
         descriptor = descriptor.option(f"properties.{key}", value)
     return descriptor.build()
 

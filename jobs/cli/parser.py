@@ -12,6 +12,7 @@ import os
 import pathlib
 
 from jobs.cli.failures import EXIT_USAGE
+from jobs.profiles import PROFILE_NAMES
 from jobs.settings import (
     EXECUTION_MODES, KAFKA_DELIVERIES, ON_DRIFT, OUTPUT_NAMES, STATE_BACKENDS,
     KafkaSettings, LifecycleSettings, OutputSettings, Settings, TuningSettings,
@@ -125,8 +126,13 @@ def _add_run(commands) -> None:
     tuning.add_argument("--batch-lines", type=int, default=256, metavar="N",
                         help="thread mode: hand the learner up to N lines per call from Java; 1 turns batching off "
                              "(default 256)")
-    tuning.add_argument("--batch-delay", type=float, default=0.01, metavar="S",
-                        help="thread mode: how long a line waits at most for its batch to fill (default 0.01)")
+    tuning.add_argument("--profile", choices=PROFILE_NAMES, default="auto",
+                        help="latency: short waits for network buffers, batches and Kafka outputs; throughput: "
+                             "Flink's and Kafka's longer ones; auto (default): latency when the run streams, "
+                             "throughput when it is bounded")
+    tuning.add_argument("--batch-delay", type=float, metavar="S",
+                        help="thread mode: how long a line waits at most for its batch to fill "
+                             "(default: the profile's, 0.001 for latency, 0.01 for throughput)")
     tuning.add_argument("--metrics-interval", type=_positive_float, default=10.0, metavar="S")
     tuning.add_argument("--snapshot-interval", type=_positive_float, default=60.0, metavar="S")
     tuning.add_argument("--flink-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -314,7 +320,7 @@ def settings_from_args(args: argparse.Namespace, scratch: str | None = None) -> 
         outputs=OutputSettings(**outputs),
         lifecycle=lifecycle,
         tuning=TuningSettings(
-            key_cache_mb=args.key_cache_mb, batch_lines=args.batch_lines, batch_delay=args.batch_delay,
+            key_cache_mb=args.key_cache_mb, batch_lines=args.batch_lines, batch_delay=args.batch_delay, profile=args.profile,
             metrics_interval=args.metrics_interval, snapshot_interval=args.snapshot_interval,
         ),
     )

@@ -55,10 +55,12 @@ def flink_configuration(settings: Settings, checkpoint_dir: str | None) -> Confi
     pyflink.common.Configuration
         The options, ``settings.flink_options`` last so that they win.
     """
+    start_jvm()  # before the first Flink object, even a Configuration: the JVM's environment is the workers'
     config = Configuration()
     config.set_string("python.executable", sys.executable)
     config.set_string("python.client.executable", sys.executable)
     config.set_string("python.execution-mode", settings.execution_mode)
+    config.set_string("execution.buffer-timeout.interval", settings.profile.buffer_timeout)
     config.set_string("state.backend.type", settings.state_backend)
     config.set_string("restart-strategy.type", "exponential-delay")
     config.set_string("restart-strategy.exponential-delay.initial-backoff", RESTART_BACKOFF[0])
@@ -128,7 +130,6 @@ def create_environment(settings: Settings, checkpoint_dir: str | None) -> Stream
     if settings.kafka.bootstrap:
         jars.append(kafka_connector_jar().as_uri())
     config = flink_configuration(settings, checkpoint_dir)
-    start_jvm()
     if settings.jobmanager is None:
         env = StreamExecutionEnvironment.get_execution_environment(config)
     else:
