@@ -28,15 +28,15 @@ import sys
 import pyflink  # noqa: F401
 import river  # noqa: F401
 
-import jobs.runtime.environment
+import jobs.runtime.jvm
 
 project = pathlib.Path(sys.argv[1])
-installed = pathlib.Path(jobs.runtime.environment.__file__).parent
+installed = pathlib.Path(jobs.runtime.jvm.__file__).parent
 if installed.is_relative_to(project):
     sys.exit(f"jobs was imported from the checkout ({installed}), not from the installed package")
 # Flink's embedded interpreter needs it (see jobs/runtime/worker_boot/sitecustomize.py).
-if not (jobs.runtime.environment.WORKER_BOOT / "sitecustomize.py").is_file():
-    sys.exit(f"{jobs.runtime.environment.WORKER_BOOT}/sitecustomize.py is missing from the installed package")
+if not (jobs.runtime.jvm.WORKER_BOOT / "sitecustomize.py").is_file():
+    sys.exit(f"{jobs.runtime.jvm.WORKER_BOOT}/sitecustomize.py is missing from the installed package")
 PY
 
 flink_home="$("$python_bin" -c 'import os, pyflink; print(os.path.dirname(pyflink.__file__))')"
