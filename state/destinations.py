@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator
 
 from state.json_lines import parse_json
 
-__all__ = ["committed_files", "read_records", "part_prefix", "is_part_file", "PART_SUFFIX"]
+__all__ = ["committed_files", "read_records", "read_file_records", "part_prefix", "is_part_file", "PART_SUFFIX"]
 
 PART_SUFFIX = ".jsonl"
 
@@ -112,9 +112,19 @@ def read_records(destination: str | pathlib.Path, skip: Collection[pathlib.Path]
     [{'key': 'a'}, {'key': 'b'}]
     """
     for path in committed_files(destination):
-        if path in skip:
-            continue
-        with path.open("rb") as lines:
-            for line in lines:
-                if line.strip():
-                    yield parse_json(line)
+        if path not in skip:
+            yield from read_file_records(path)
+
+
+def read_file_records(path: pathlib.Path) -> Iterator[dict]:
+    """The JSON records of one committed part file, a line each; blank lines are skipped.
+
+    Parameters
+    ----------
+    path
+        A committed part file (``committed_files``): FileSink never changes one again.
+    """
+    with path.open("rb") as lines:
+        for line in lines:
+            if line.strip():
+                yield parse_json(line)

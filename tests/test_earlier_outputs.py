@@ -6,6 +6,7 @@ import pathlib
 import pytest
 
 from jobs.cli.run import summarize
+from jobs.cli.run_tally import RunTally
 from jobs.earlier_outputs import prepare_file_outputs
 from jobs.settings import KafkaSettings, OutputSettings, Settings
 from state.destinations import committed_files
@@ -74,7 +75,9 @@ def test_a_resumed_run_keeps_earlier_files_and_its_summary_counts_only_its_own(t
     before = prepare_file_outputs(settings.outputs, resumed=True)
     assert before["predictions"] == frozenset({earlier})
     part(tmp_path / "predictions", "predictions", 1, [{"key": "c"}])  # what the resumed job commits
-    summary = summarize(settings, before, 1.0)
+    tally = RunTally({name: settings.outputs.destinations[name] for name in before}, before)
+    tally.update()
+    summary = summarize(settings, tally, 1.0)
     assert "1 events over 1 keys" in summary
     assert "dead letters          0 (none)" in summary
     assert "models_out" not in summary and "-> kafka://models" in summary

@@ -66,7 +66,7 @@ def command(args) -> int:
         plot = None if args.plot is None else pathlib.Path(args.plot)
         if plot is not None and not plot.parent.is_dir():
             raise SettingsError(f"--plot {plot}: no such directory {plot.parent}")
-        start_jvm_early()  # beside the imports and model loading of the evaluation
+        start_jvm_early("mini-cluster")  # beside the imports and model loading of the evaluation
         try:
             evaluation = evaluate(settings)
         except RiverflinkError:

@@ -7,7 +7,7 @@ record with the largest ``n`` is the final one. The summary after a run,
 
 import dataclasses
 
-__all__ = ["final_metrics", "Spread"]
+__all__ = ["final_metrics", "fold_final_metrics", "Spread"]
 
 
 def final_metrics(records) -> dict[str | None, dict[str | None, dict]]:
@@ -17,7 +17,16 @@ def final_metrics(records) -> dict[str | None, dict[str | None, dict]]:
     ...                {"key": None, "model": "m", "n": 3, "value": 0.1}])
     {None: {'a': {'key': 'a', 'n': 2, 'value': 0.7}}, 'm': {None: {'key': None, 'model': 'm', 'n': 3, 'value': 0.1}}}
     """
-    final: dict = {}
+    return fold_final_metrics({}, records)
+
+
+def fold_final_metrics(final: dict, records) -> dict[str | None, dict[str | None, dict]]:
+    """``final`` (what ``final_metrics`` returns) updated with more ``records``, for a reader that reads a file at a time.
+
+    >>> final = fold_final_metrics({}, [{"key": "a", "n": 2, "value": 0.7}])
+    >>> fold_final_metrics(final, [{"key": "a", "n": 1, "value": 0.5}])
+    {None: {'a': {'key': 'a', 'n': 2, 'value': 0.7}}}
+    """
     for record in records:
         by_key = final.setdefault(record.get("model"), {})
         known = by_key.get(record["key"])

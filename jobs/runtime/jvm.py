@@ -7,12 +7,16 @@ after it (``start_jvm_early``). This module imports only PyFlink's gateway
 for that reason.
 """
 
+import contextlib
 import os
 import pathlib
 import site
 import threading
 
+import pyflink.java_gateway
 from pyflink.java_gateway import get_gateway
+
+from jobs.runtime.class_archive import archive_options, note_writer, partial_written
 
 __all__ = ["start_jvm", "start_jvm_early", "python_path", "PROJECT_ROOT", "WORKER_BOOT", "WORKER_HASH_SEED"]
 
@@ -90,26 +94,55 @@ def start_jvm():
     return _start()
 
 
-def _start():
+def _start(use: str | None = None):
     _expose_python_path()
     _pin_hash_seed()
-    return get_gateway()
+    if use is None or pyflink.java_gateway._gateway is not None:  # no archive, or a JVM runs already
+        return get_gateway()
+    options = archive_options(use)
+    with _jvm_args(options):
+        gateway = get_gateway()
+    partial = partial_written(options)
+    if partial is not None:
+        note_writer(partial, gateway.jvm.java.lang.ProcessHandle.current().pid())
+    return gateway
 
 
-def _start_noting_failure() -> None:
+@contextlib.contextmanager
+def _jvm_args(options: list[str]):
+    """PyFlink's ``JVM_ARGS`` with ``options`` added while the gateway starts, and as they were afterwards."""
+    before = os.environ.get("JVM_ARGS")
+    os.environ["JVM_ARGS"] = " ".join([before or "", *options]).strip()
     try:
-        _start()
+        yield
+    finally:
+        if before is None:
+            del os.environ["JVM_ARGS"]
+        else:
+            os.environ["JVM_ARGS"] = before
+
+
+def _start_noting_failure(use: str | None) -> None:
+    try:
+        _start(use)
     except BaseException as failure:  # raised again in the main thread, by start_jvm, where it is reported
         _early_failure.append(failure)
 
 
-def start_jvm_early() -> None:
+def start_jvm_early(use: str | None = None) -> None:
     """Start the JVM in a background thread; the next ``start_jvm`` waits for it.
 
     Call it once the run is known to go ahead (its settings are valid), before
     the slow imports: a run refused later only leaves a JVM that ends with this process.
+
+    Parameters
+    ----------
+    use
+        What the JVM is for (``mini-cluster``, ``cluster-client``): its classes are mapped from
+        that use's archive (``jobs.runtime.class_archive``); None: no archive.
     """
     global _early_start
     if _early_start is None:
-        _early_start = threading.Thread(target=_start_noting_failure, name="riverflink-jvm-start", daemon=True)
+        _early_start = threading.Thread(target=_start_noting_failure, args=(use,), name="riverflink-jvm-start",
+                                        daemon=True)
         _early_start.start()
