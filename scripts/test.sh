@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --without-java  # the tests that need Java say so (tests/conftest.py)
 export PYTHONHASHSEED=0  # same string hashing as the job's Python workers (jobs/runtime/jvm.py)
-exec .venv/bin/python -m pytest "$@"
+exec "${RIVERFLINK_VENV:-.venv}/bin/python" -m pytest "$@"

@@ -85,6 +85,21 @@ def test_once_the_archive_exists_the_partials_of_runs_that_ended_are_removed(cac
     assert archive.read_bytes() == b"the archive"
 
 
+@pytest.mark.unit
+def test_partials_of_other_archives_are_removed_once_abandoned_for_an_hour(cache):
+    java, classpath = java_and_classpath()
+    archive = archive_path("mini-cluster", java, classpath)
+    archive.parent.mkdir(parents=True)
+    gone, recent = (archive.parent / f"mini-cluster-0123456789abcdef.{n}.partial" for n in (1, 2))  # a venv since removed
+    for partial in (gone, recent):
+        partial.write_bytes(b"written")
+        partial.with_name(partial.name + ".pid").write_text("0")
+    an_hour_ago = time.time() - class_archive.STALE_S - 1
+    os.utime(gone, (an_hour_ago, an_hour_ago))
+    promote_finished(archive, java, classpath)
+    assert not gone.exists() and recent.exists() and not archive.exists()
+
+
 @pytest.mark.minicluster
 def test_one_clients_jvm_writes_the_archive_and_the_next_maps_flinks_classes_from_it(cache, tmp_path):
     start_client("mini-cluster", tmp_path / "first.log")

@@ -6,6 +6,7 @@ lives in a module of its own, imported only when it is the one chosen:
 ``run`` and ``evaluate`` bring in Flink, and nothing else should wait for it.
 """
 
+import atexit
 import gc
 import importlib
 import logging
@@ -41,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"riverflink: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:
+        if (3, 12, 0) <= sys.version_info[:3] < (3, 12, 3):
+            # These refuse new threads once the interpreter shuts down (python/cpython#113964), and the
+            # exit handler PyFlink registers to stop its loopback gRPC server starts one: a traceback
+            # after every mini-cluster run. Run the exit handlers now, while threads may still start.
+            atexit._run_exitfuncs()
         # The process ends next. Python's shutdown would walk every object of river, scipy and
         # pandas with the cyclic collector once more, 0.4 s after the work is done; a frozen heap
         # is skipped (atexit handlers, finalizers and reference counting still run).

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 SWITCH = "RIVERFLINK_CLASS_ARCHIVE"  # "off" turns archives off
 QUIET = "-Xlog:cds*=off"  # the JVM's notes on what it could not archive or map
-STALE_S = 3600  # a partial archive without a writer's process id this old is a writer that never started
+STALE_S = 3600  # a partial archive this old is abandoned: no writer noted, or nobody of its kind runs any more
 CHECK_TIMEOUT_S = 60
 _WRITE = "-XX:ArchiveClassesAtExit="
 
@@ -126,10 +126,17 @@ def promote_finished(archive: pathlib.Path, java: str, classpath: str) -> None:
     sound when a JVM with the same classpath maps it with every region's
     checksum verified (``-Xshare:on -XX:+VerifySharedSpaces``, 0.05 s).
     Runs that started before the archive existed each wrote one: all but
-    the first are removed once their JVMs have ended.
+    the first are removed once their JVMs have ended. Finished partials of
+    other archives (another use, or a Java, Flink or venv since removed) are
+    removed once they are an hour old.
     """
-    for partial in sorted(archive.parent.glob(f"{archive.stem}.*.partial")):
+    for partial in sorted(archive.parent.glob("*.partial")):
         if not _finished(partial):
+            continue
+        if not partial.name.startswith(f"{archive.stem}."):  # another use's, or a Java or Flink gone since
+            if _age(partial) > STALE_S:
+                partial.unlink(missing_ok=True)
+                _writer_file(partial).unlink(missing_ok=True)
             continue
         sound = False
         if not archive.exists():
@@ -153,9 +160,17 @@ def _finished(partial: pathlib.Path) -> bool:
     try:
         if writer.exists():
             return not _running(int(writer.read_text() or 0))
-        return time.time() - partial.stat().st_mtime > STALE_S
+        return _age(partial) > STALE_S
     except FileNotFoundError:  # another run, starting at the same time, took or removed it first
         return False
+
+
+def _age(path: pathlib.Path) -> float:
+    """Seconds since ``path`` was last written; 0 when it is gone."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _running(pid: int) -> bool:
