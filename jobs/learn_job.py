@@ -8,9 +8,10 @@ import contextlib
 import logging
 import tempfile
 import time
+from collections.abc import Collection
 
 from pyflink.common import Types
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from jobs.kafka_topics import ensure_compacted
 from jobs.model_spec import load_template
@@ -30,7 +31,7 @@ from operators.records import template_record
 from state.envelope import dump_state
 from state.exceptions import SettingsError
 
-__all__ = ["build_job", "learner_config", "load_models", "run_job"]
+__all__ = ["build_job", "learned_streams", "learner_config", "load_models", "run_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,32 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
         Where a bounded Kafka read ends (``jobs.kafka_offsets.end_offsets``); None: it does not.
     """
     lines = event_lines(env, settings, stop_offsets)
-    config = learner_config(settings, templates, kind, metric)
+    wanted = [name for name, destination in settings.outputs.destinations.items() if destination is not None]
+    add_sinks(env, settings, learned_streams(lines, settings, templates, kind, metric, wanted))
+
+
+def learned_streams(lines: DataStream, settings: Settings, templates: dict, kind: Kind, metric,
+                    outputs: Collection[str]) -> dict[str, DataStream]:
+    """The learner on ``lines``, keyed in Java: its output streams of JSON lines, the graph every riverflink job runs.
+
+    Parameters
+    ----------
+    lines
+        One event's JSON text per record (STRING).
+    settings
+        The learner's settings; sources and sinks in them are not looked at.
+    templates, kind, metric
+        What ``load_models`` returned for ``settings``.
+    outputs
+        Which of ``jobs.settings.OUTPUT_NAMES`` to emit; ``predictions`` always is.
+
+    Returns
+    -------
+    dict
+        ``output name -> DataStream`` for ``predictions`` and each of ``outputs`` the model's kind has
+        (a kind without a metric has no ``metrics``).
+    """
+    config = learner_config(settings, templates, kind, metric, outputs)
     learner = LearnerFunction(config)
     keyed = key_lines(lines)
     if config.batched:
@@ -62,15 +88,16 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
         learned = keyed.process(learner, output_type=Types.STRING())
     predictions = learned.name("learn").uid("learner")
 
-    sinks = {"predictions": predictions}
+    streams = {"predictions": predictions}
     if config.emits_dead_letters:
-        sinks["dead_letters"] = predictions.get_side_output(DEAD_LETTERS)
+        streams["dead_letters"] = predictions.get_side_output(DEAD_LETTERS)
     if config.emits_snapshots:
+        env = lines.get_execution_environment()
         template = env.from_collection([_template_line(settings, templates)], type_info=Types.STRING())
         template = template.name("model-template").uid("model-template")
-        sinks["models_out"] = predictions.get_side_output(MODEL_SNAPSHOTS).union(template)
+        streams["models_out"] = predictions.get_side_output(MODEL_SNAPSHOTS).union(template)
     if config.emits_events:
-        sinks["events"] = predictions.get_side_output(LIFECYCLE_EVENTS)
+        streams["events"] = predictions.get_side_output(LIFECYCLE_EVENTS)
     if config.emits_metrics:
         overall = (
             keyed_by_first_field(predictions.get_side_output(METRIC_UPDATES), Types.PICKLED_BYTE_ARRAY())
@@ -81,8 +108,8 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
             .name("overall-metric")
             .uid("overall-metric")
         )
-        sinks["metrics"] = predictions.get_side_output(METRICS).union(overall)
-    add_sinks(env, settings, {name: stream for name, stream in sinks.items() if settings.outputs.destinations[name] is not None})
+        streams["metrics"] = predictions.get_side_output(METRICS).union(overall)
+    return streams
 
 
 def _template_line(settings: Settings, templates: dict) -> str:
@@ -94,7 +121,8 @@ def _template_line(settings: Settings, templates: dict) -> str:
     return template_record(dump_state(fresh), time.time_ns() // 1_000_000, serving=serving)
 
 
-def learner_config(settings: Settings, templates: dict, kind: Kind, metric) -> LearnerConfig:
+def learner_config(settings: Settings, templates: dict, kind: Kind, metric,
+                   outputs: Collection[str] | None = None) -> LearnerConfig:
     """The learner's configuration for ``settings``.
 
     Parameters
@@ -103,7 +131,11 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric) -> L
         The run's settings.
     templates, kind, metric
         What ``load_models`` returned; ``metric`` None (a kind without one) emits no metrics.
+    outputs
+        Which outputs to emit besides predictions; None: those ``settings.outputs`` has a destination for.
     """
+    if outputs is None:
+        outputs = [name for name, destination in settings.outputs.destinations.items() if destination is not None]
     lifecycle = None
     if settings.has_lifecycle:
         detector = None if settings.lifecycle.drift_detector is None else make_detector(settings.lifecycle.drift_detector, kind)
@@ -111,7 +143,7 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric) -> L
             promotion_window=settings.lifecycle.promotion_window, promotion_margin=settings.lifecycle.promotion_margin,
             detector=None if detector is None else dump_state(detector), on_drift=settings.lifecycle.on_drift,
         )
-    emits_metrics = settings.outputs.metrics is not None and metric is not None
+    emits_metrics = "metrics" in outputs and metric is not None
     return LearnerConfig(
         templates={name: dump_state(template) for name, template in templates.items()},
         kind=kind,
@@ -127,9 +159,9 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric) -> L
         batched=settings.batches_lines,
         emits_metrics=emits_metrics,
         emits_metric_updates=emits_metrics,
-        emits_snapshots=settings.outputs.models_out is not None,
-        emits_dead_letters=settings.outputs.dead_letters is not None,
-        emits_events=settings.outputs.events is not None,
+        emits_snapshots="models_out" in outputs,
+        emits_dead_letters="dead_letters" in outputs,
+        emits_events="events" in outputs,
     )
 
 

@@ -235,9 +235,10 @@ class Settings:
     outputs: OutputSettings = dataclasses.field(default_factory=OutputSettings)
     lifecycle: LifecycleSettings = dataclasses.field(default_factory=LifecycleSettings)
     tuning: TuningSettings = dataclasses.field(default_factory=TuningSettings)
+    own_stream: bool = False  # the events come from a user's own stream (operators.learn_per_key), not inputs
 
     def __post_init__(self):
-        if not self.inputs and not self.kafka.topics:
+        if not self.inputs and not self.kafka.topics and not self.own_stream:
             raise SettingsError("no input: give --input files or directories, or --kafka-topic, or both")
         for path in self.inputs:
             if not pathlib.Path(path).exists():
@@ -328,8 +329,11 @@ class Settings:
 
     @property
     def bounded(self) -> bool:
-        """Whether the job ends by itself: files only, or Kafka read up to the offsets at start."""
-        return self.watch_inputs is None and (not self.kafka.topics or self.kafka.stop_at_latest)
+        """Whether the job ends by itself: files only, or Kafka read up to the offsets at start.
+
+        A user's own stream (``own_stream``) may never end: not bounded.
+        """
+        return not self.own_stream and self.watch_inputs is None and (not self.kafka.topics or self.kafka.stop_at_latest)
 
     @property
     def profile(self) -> Profile:

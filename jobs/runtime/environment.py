@@ -8,6 +8,7 @@ with it. What Flink's Python workers start with (their PYTHONPATH, with
 
 import atexit
 import functools
+import os
 import pathlib
 import shutil
 import sys
@@ -16,12 +17,14 @@ import tempfile
 from pyflink.common import Configuration
 from pyflink.datastream import CheckpointingMode, RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
+from pyflink.util.java_utils import get_j_env_configuration
 
 from jobs.runtime.jars import kafka_connector_jar, operators_jar
-from jobs.runtime.jvm import PROJECT_ROOT, start_jvm
+from jobs.runtime.jvm import PROJECT_ROOT, python_path, start_jvm
 from jobs.settings import Settings, local_path
+from state.exceptions import SettingsError
 
-__all__ = ["create_environment", "flink_configuration"]
+__all__ = ["create_environment", "flink_configuration", "prepare_environment"]
 
 # What a job ships to a cluster's workers (with their subpackages: jobs.cli, jobs.local, jobs.runtime, ...),
 # and what worker_boot/sitecustomize.py forgets of an earlier job.
@@ -145,3 +148,47 @@ def create_environment(settings: Settings, checkpoint_dir: str | None) -> Stream
     env.set_parallelism(settings.parallelism)
     env.enable_checkpointing(Settings.ms(settings.checkpoint_interval), CheckpointingMode.EXACTLY_ONCE)
     return env
+
+
+def prepare_environment(env: StreamExecutionEnvironment, settings: Settings) -> None:
+    """Add what the learner needs to an environment someone else made: riverflink's jar and code, the workers' options.
+
+    ``operators.learn_per_key`` calls it on the environment of a user's own
+    stream. What the user set stays: their runtime mode, checkpointing,
+    parallelism and state backend are theirs to choose.
+
+    Parameters
+    ----------
+    env
+        The user's environment (``StreamExecutionEnvironment.get_execution_environment()``, or ``flink run``'s).
+    settings
+        The learner's settings: its ``execution_mode``.
+
+    Raises
+    ------
+    SettingsError
+        If the environment runs in BATCH mode, or its Python functions in another execution mode than
+        ``settings.execution_mode``.
+    """
+    config = get_j_env_configuration(env._j_stream_execution_environment)
+    if (config.getString("execution.runtime-mode", None) or "STREAMING").upper() == "BATCH":
+        raise SettingsError("learn_per_key needs execution.runtime-mode STREAMING: BATCH mode drops a key's state "
+                            "when it moves on to the next key and does not keep each key's order")
+    mode = config.getString("python.execution-mode", None)
+    if mode is not None and mode != settings.execution_mode:
+        raise SettingsError(f"the environment runs Python functions in {mode} mode, and learn_per_key was asked for "
+                            f"execution_mode={settings.execution_mode!r}: set one for both")
+    config.setString("python.execution-mode", settings.execution_mode)
+    for key in ("python.executable", "python.client.executable"):
+        if config.getString(key, None) is None:
+            config.setString(key, sys.executable)
+    # Flink's embedded interpreter (thread mode) starts from the base installation: it needs this
+    # environment's packages and the worker boot on its path, as jobs.runtime.jvm gives riverflink's own runs.
+    paths = [p for p in (config.getString("python.pythonpath", None) or "").split(os.pathsep) if p]
+    config.setString("python.pythonpath", os.pathsep.join(dict.fromkeys([*paths, *python_path(False).split(os.pathsep)])))
+    jar = operators_jar().as_uri()
+    if jar not in (config.getString("pipeline.jars", None) or ""):
+        env.add_jars(jar)
+    bundle = str(_code_bundle())
+    if bundle not in (config.getString("python.files", None) or ""):
+        env.add_python_file(bundle)
