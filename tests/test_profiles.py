@@ -63,3 +63,4 @@ def test_flinks_buffer_timeout_is_the_profiles_unless_a_flink_option_says_otherw
     assert buffer_timeout(settings()) == "100 ms"
     assert buffer_timeout(settings(kafka=STREAMING,
                                    flink_options=(("execution.buffer-timeout.interval", "5 ms"),))) == "5 ms"
+
