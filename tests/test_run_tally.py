@@ -27,12 +27,17 @@ def test_each_output_is_counted_from_committed_files_only_and_each_file_once(tmp
     part(tmp_path / "predictions", "predictions", 1, [{"key": "a"}])  # committed on the next checkpoint
     part(tmp_path / "dead_letters", "dead-letters", 0, [{"reason": "bad_json"}, {"reason": "bad_json"}])
     part(tmp_path / "events", "events", 0, [{"event": "drift"}, {"event": "promotion"}])
-    part(tmp_path / "models_out", "models-out", 0, [{"key": None, "template": True}, {"key": "a"}, {"key": "a"}])
+    part(tmp_path / "models_out", "models-out", 0, [
+        {"key": "", "template": True, "model_version": 0, "model": "AAAA"},
+        {"key": "a", "model_version": 9, "model": "AAAAAA=="},  # 4 bytes: the latest of key a
+        {"key": "a", "model_version": 3, "model": "AA=="},  # an older one, in a later file of another subtask
+        {"key": "b", "model_version": 1, "model": "AAAAAAAA"},  # 6 bytes
+    ])
     tally.update()
     assert (tally.predictions, tally.prediction_keys) == (3, {"a", "b"})
     assert tally.dead_letter_reasons == {"bad_json": 2}
     assert tally.event_kinds == {"drift": 1, "promotion": 1}
-    assert tally.model_keys == {"a"}
+    assert tally.model_sizes == {"a": (9, 4), "b": (1, 6)} and tally.model_bytes_per_key == 5
 
 
 def test_metrics_folded_file_by_file_equal_the_final_metrics_of_all_records(tmp_path):

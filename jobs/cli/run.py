@@ -108,5 +108,19 @@ def summarize(settings: Settings, tally: RunTally, job_seconds: float) -> str:
         detail = ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items())) or "none"
         lines.append(labelled("events", f"{sum(kinds.values()):>8} ({detail}) -> {files['events']}"))
     if "models_out" in files:
-        lines.append(labelled("models", f"{len(tally.model_keys):>8} keys -> {files['models_out']}"))
+        size = tally.model_bytes_per_key
+        per_key = "" if size is None else f", {_bytes(size)} a key ({_bytes(size * 1e6)} per million keys)"
+        lines.append(labelled("models", f"{len(tally.model_sizes):>8} keys{per_key} -> {files['models_out']}"))
     return "\n".join(lines)
+
+
+def _bytes(n: float) -> str:
+    """A size for people.
+
+    >>> _bytes(812), _bytes(1536), _bytes(1.5e9)
+    ('812 B', '1.5 KB', '1.4 GB')
+    """
+    units, power = ("B", "KB", "MB", "GB"), 0
+    while n >= 1024 and power < len(units) - 1:
+        n, power = n / 1024, power + 1
+    return f"{n:.0f} B" if power == 0 else f"{n:.1f} {units[power]}"

@@ -58,7 +58,7 @@ class RunTally:
         self.final_metrics: dict = {}  # as jobs.cli.metric_reports.final_metrics gives it
         self.dead_letter_reasons: collections.Counter = collections.Counter()
         self.event_kinds: collections.Counter = collections.Counter()
-        self.model_keys: set = set()
+        self.model_sizes: dict = {}  # key -> (model_version, bytes) of its latest model snapshot
 
     def update(self) -> None:
         """Count the files committed since the last update."""
@@ -80,7 +80,18 @@ class RunTally:
         elif name == "events":
             self.event_kinds.update(event["event"] for event in records)
         elif name == "models_out":
-            self.model_keys.update(snapshot["key"] for snapshot in records if not snapshot.get("template"))
+            for snapshot in records:
+                if not snapshot.get("template"):
+                    known = self.model_sizes.get(snapshot["key"])
+                    if known is None or snapshot["model_version"] >= known[0]:
+                        self.model_sizes[snapshot["key"]] = (snapshot["model_version"], _decoded_size(snapshot["model"]))
+
+    @property
+    def model_bytes_per_key(self) -> float | None:
+        """The mean size of each key's latest model snapshot; None without any."""
+        if not self.model_sizes:
+            return None
+        return sum(size for _, size in self.model_sizes.values()) / len(self.model_sizes)
 
     @contextlib.contextmanager
     def following(self, interval: float = FOLLOW_INTERVAL_S):
@@ -110,3 +121,13 @@ class RunTally:
         if failures:
             raise failures[0]
         self.update()
+
+
+def _decoded_size(text: str) -> int:
+    """How many bytes the base64 ``text`` holds.
+
+    >>> import base64
+    >>> [_decoded_size(base64.b64encode(b"x" * n).decode()) for n in (0, 1, 2, 3, 4)]
+    [0, 1, 2, 3, 4]
+    """
+    return len(text) * 3 // 4 - text[-2:].count("=")
