@@ -124,5 +124,7 @@ def test_a_partial_archive_cut_short_is_removed_not_mapped(cache, tmp_path):
     cut.with_name(cut.name + ".pid").write_text("0")
     partial.unlink()
     java, classpath = java_and_classpath()
+    before = set(pathlib.Path.cwd().glob("hs_err_pid*.log"))
     promote_finished(archive_path("cluster-client", java, classpath), java, classpath)
     assert not cut.exists() and not archive_path("cluster-client", java, classpath).exists()
+    assert set(pathlib.Path.cwd().glob("hs_err_pid*.log")) == before, "the crashed check left a report behind"

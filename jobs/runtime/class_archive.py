@@ -140,8 +140,9 @@ def promote_finished(archive: pathlib.Path, java: str, classpath: str) -> None:
             continue
         sound = False
         if not archive.exists():
+            # A cut archive crashes this JVM: no crash report (hs_err_pid*.log) in the user's folder, no core.
             check = [java, f"-XX:SharedArchiveFile={partial}", "-Xshare:on", "-XX:+VerifySharedSpaces", QUIET,
-                     "-cp", classpath, "-version"]
+                     f"-XX:ErrorFile={os.devnull}", "-XX:-CreateCoredumpOnCrash", "-cp", classpath, "-version"]
             sound = subprocess.run(check, capture_output=True, timeout=CHECK_TIMEOUT_S).returncode == 0
         try:
             if sound and not archive.exists():
