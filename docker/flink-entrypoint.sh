@@ -5,6 +5,7 @@
 # command (`flink run ...`, `riverflink produce ...`) with that configuration.
 #
 # usage: flink-entrypoint.sh jobmanager|taskmanager|COMMAND [ARGS...]
+#        (Flink's native Kubernetes pods: bash -c "kubernetes-...sh ..." runs with their mounted configuration)
 # FLINK_PROPERTIES: "key: value" lines (Flink option names), applied last.
 set -euo pipefail
 
@@ -16,11 +17,21 @@ python_bin="$(command -v python3)"
 export FLINK_HOME FLINK_CONF_DIR FLINK_LIB_DIR
 export PATH="$FLINK_HOME/bin:$PATH"
 
-mkdir -p "$FLINK_CONF_DIR" "$FLINK_LIB_DIR"
-cp -r "$FLINK_HOME/conf/." "$FLINK_CONF_DIR/"
+mkdir -p "$FLINK_LIB_DIR"
 # flink-python in the cluster's lib dir: without it a TaskManager's second
 # thread-mode job fails (pemja on JDK 17, FLINK-37727).
 ln -sf "$FLINK_HOME"/lib/*.jar "$FLINK_HOME"/opt/flink-python-*.jar "$FLINK_LIB_DIR/"
+
+# Flink's native Kubernetes integration (the Flink Kubernetes Operator,
+# deploy/kubernetes/) starts every pod as this entry point with
+# `bash -c "kubernetes-jobmanager.sh ..."` or `bash -c "kubernetes-taskmanager.sh ..."`,
+# its configuration already mounted (read-only) in FLINK_CONF_DIR: run it as it is.
+if [ "${1:-}" = bash ] && [ "${2:-}" = -c ] && [[ "${3:-}" == kubernetes-* ]]; then
+  exec "$@"
+fi
+
+mkdir -p "$FLINK_CONF_DIR"
+cp -r "$FLINK_HOME/conf/." "$FLINK_CONF_DIR/"
 
 options=(
   # Other containers reach this one: listen on every interface, and let a
