@@ -10,15 +10,29 @@ as the SPEC spells it.
 """
 
 import dataclasses
+import logging
+import os
 
+import pyflink.java_gateway
 from pyflink.datastream import DataStream
 
 from jobs.learn_job import learned_streams, load_models
 from jobs.runtime.environment import prepare_environment
+from jobs.runtime.jvm import WORKER_BOOT, expose_worker_environment
 from jobs.settings import OUTPUT_NAMES, LifecycleSettings, Settings, TuningSettings
 from state.exceptions import SettingsError
 
 __all__ = ["Learned", "learn_per_key", "OPTIONS"]
+
+logger = logging.getLogger(__name__)
+
+# A user's job imports riverflink before it makes its environment, whose JVM inherits this process's
+# environment: Flink's embedded interpreters then start with the worker boot (jobs/runtime/worker_boot),
+# which imports river's native libraries before any task thread and gives each job its own code.
+if pyflink.java_gateway._gateway is not None and str(WORKER_BOOT) not in os.environ.get("PYTHONPATH", ""):
+    logger.warning("Flink's JVM started before riverflink was imported, so thread-mode workers start without "
+                   "riverflink's worker boot: run `from operators import learn_per_key` before creating the environment")
+expose_worker_environment()
 
 # learn_per_key's options: riverflink run's learner options, named as its flags are (--label-ttl: label_ttl),
 # each with the part of Settings it sets. Sources, sinks, checkpointing, parallelism and the state backend

@@ -13,6 +13,7 @@ from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
 from examples import own_job
 from jobs.cli.metric_reports import final_metrics
 from jobs.runtime.jars import FLINK_HOME
+from jobs.runtime.jvm import WORKER_BOOT
 from operators import learn_per_key
 from state.destinations import read_records
 from state.exceptions import SettingsError
@@ -26,11 +27,31 @@ from tests.support.reference import river_loop, same_model
 pytestmark = pytest.mark.minicluster
 
 
-def run_script(*command: str) -> None:
+# Where a thread-mode worker's interpreter got its sitecustomize from, asked by a map in a user's job.
+PROBE = """
+from operators import learn_per_key
+from pyflink.common import Types
+from pyflink.datastream import StreamExecutionEnvironment
+
+def where(_):
+    import sys
+    return str(getattr(sys.modules.get("sitecustomize"), "__file__", None))
+
+env = StreamExecutionEnvironment.get_execution_environment()
+lines = env.from_collection(["{}"], type_info=Types.STRING())
+learn_per_key(lines, "river.linear_model:LogisticRegression")
+with lines.map(where, output_type=Types.STRING()).execute_and_collect() as found:
+    print("sitecustomize:", *found)
+"""
+
+
+def run_script(*command: str) -> subprocess.CompletedProcess:
     """A user's job in a process of its own, as they would start it: its JVM is PyFlink's, not riverflink's."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    done = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, *command], cwd=ROOT, env={**env, "PYTHONHASHSEED": "0"},
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    return done
 
 
 def assert_equals_plain_river(lines: list[str], out, kind: str = "classifier", models: bool = True) -> None:
@@ -64,6 +85,19 @@ def test_the_example_job_learns_what_plain_river_learns(tmp_path):
     run_script("examples/own_job.py", str(tmp_path / "out"), "--events", "3000", "--parallelism", "2")
     lines = [own_job.event_line(n) for n in range(3000)]
     assert_equals_plain_river(lines, tmp_path / "out", models=False)
+
+
+def test_the_workers_of_a_users_job_start_with_riverflinks_worker_boot():
+    done = run_script("-c", PROBE)
+    assert f"sitecustomize: {WORKER_BOOT / 'sitecustomize.py'}" in done.stdout, done.stdout + done.stderr
+    assert "before creating the environment" not in done.stderr, done.stderr
+
+
+def test_an_environment_made_before_riverflink_was_imported_is_warned_about():
+    made_first = "from pyflink.datastream import StreamExecutionEnvironment as E; E.get_execution_environment(); " \
+                 "from operators import learn_per_key"
+    done = run_script("-c", made_first)
+    assert "run `from operators import learn_per_key` before creating the environment" in done.stderr, done.stderr
 
 
 @pytest.mark.cluster

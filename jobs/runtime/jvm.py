@@ -18,7 +18,7 @@ from pyflink.java_gateway import get_gateway
 
 from jobs.runtime.class_archive import archive_options, note_writer, partial_written
 
-__all__ = ["start_jvm", "start_jvm_early", "python_path", "PROJECT_ROOT", "WORKER_BOOT", "WORKER_HASH_SEED"]
+__all__ = ["start_jvm", "start_jvm_early", "expose_worker_environment", "python_path", "PROJECT_ROOT", "WORKER_BOOT", "WORKER_HASH_SEED"]
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]  # holds jobs/, operators/, state/
 WORKER_BOOT = pathlib.Path(__file__).resolve().parent / "worker_boot"  # see its sitecustomize.py
@@ -94,9 +94,19 @@ def start_jvm():
     return _start()
 
 
-def _start(use: str | None = None):
+def expose_worker_environment() -> None:
+    """Put what Flink's Python workers start with (PYTHONPATH, hash seed) in this process's environment.
+
+    A JVM started afterwards inherits it, whoever starts it: ``start_jvm``, or
+    a user's own ``StreamExecutionEnvironment.get_execution_environment()``
+    after importing ``operators.learn_per_key``.
+    """
     _expose_python_path()
     _pin_hash_seed()
+
+
+def _start(use: str | None = None):
+    expose_worker_environment()
     if use is None or pyflink.java_gateway._gateway is not None:  # no archive, or a JVM runs already
         return get_gateway()
     options = archive_options(use)
