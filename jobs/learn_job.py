@@ -55,7 +55,8 @@ def build_job(env: StreamExecutionEnvironment, settings: Settings, templates: di
     """
     lines = event_lines(env, settings, stop_offsets)
     wanted = [name for name, destination in settings.outputs.destinations.items() if destination is not None]
-    add_sinks(env, settings, learned_streams(lines, settings, templates, kind, metric, wanted))
+    streams = learned_streams(lines, settings, templates, kind, metric, wanted)
+    add_sinks(env, settings, {name: stream for name, stream in streams.items() if name in wanted})  # predictions too
 
 
 def learned_streams(lines: DataStream, settings: Settings, templates: dict, kind: Kind, metric,

@@ -100,8 +100,17 @@ def test_an_environment_made_before_riverflink_was_imported_is_warned_about():
     assert "run `from operators import learn_per_key` before creating the environment" in done.stderr, done.stderr
 
 
+@pytest.fixture
+def environment_kept():
+    """This process's environment as it was before the test: the cluster's warm-up job sets Flink's folders in it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.mark.cluster
-def test_the_example_job_runs_on_a_cluster_through_flink_run(tmp_path):
+def test_the_example_job_runs_on_a_cluster_through_flink_run(tmp_path, environment_kept):
     with local_cluster(tmp_path / "cluster", taskmanagers=1, slots=2) as (rest, _):
         flink = FLINK_HOME / "bin" / "flink"
         env = {**os.environ, "PYTHONHASHSEED": "0", "PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}"}

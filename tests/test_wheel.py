@@ -19,8 +19,9 @@ RUN = ["run", "--model", "regressor.py:model", "--input", "chick_weights.jsonl",
 
 
 def _user_env() -> dict:
-    """A user's environment: nothing of the checkout on the Python path."""
-    env = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    """A user's environment: nothing of the checkout on the Python path, no Flink folders of earlier tests."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("PYTHONPATH", "VIRTUAL_ENV") and not name.startswith("FLINK_")}
     # A class archive for a venv gone after the test would only be cleared an hour later (jobs/runtime/class_archive.py).
     return {**env, "PYTHONHASHSEED": "0", "RIVERFLINK_CLASS_ARCHIVE": "off"}
 
