@@ -122,8 +122,7 @@ def _template_line(settings: Settings, templates: dict) -> str:
     return template_record(dump_state(fresh), time.time_ns() // 1_000_000, serving=serving)
 
 
-def learner_config(settings: Settings, templates: dict, kind: Kind, metric,
-                   outputs: Collection[str] | None = None) -> LearnerConfig:
+def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outputs: Collection[str]) -> LearnerConfig:
     """The learner's configuration for ``settings``.
 
     Parameters
@@ -133,10 +132,8 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric,
     templates, kind, metric
         What ``load_models`` returned; ``metric`` None (a kind without one) emits no metrics.
     outputs
-        Which outputs to emit besides predictions; None: those ``settings.outputs`` has a destination for.
+        Which outputs to emit besides predictions (``jobs.settings.OUTPUT_NAMES``).
     """
-    if outputs is None:
-        outputs = [name for name, destination in settings.outputs.destinations.items() if destination is not None]
     lifecycle = None
     if settings.has_lifecycle:
         detector = None if settings.lifecycle.drift_detector is None else make_detector(settings.lifecycle.drift_detector, kind)

@@ -35,7 +35,7 @@ from jobs.local.kafka import start_broker, stop_broker
 from jobs.local.processes import free_ports
 from jobs.model_spec import load_template
 from tests.support.models import ROOT
-from tests.support.project import project_copy
+from tests.support.project import project_copy, user_environment
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -235,7 +235,7 @@ def test_dockerfile_paths_agree():
 # --- the scripts the image runs, run here --------------------------------------------------------
 
 def _entrypoint_env(tmp_path: pathlib.Path, properties: str, role: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("FLINK_", "PYTHONPATH"))}
+    env = user_environment()
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{env['PATH']}",  # the image's python3 is the one with riverflink
         FLINK_PROPERTIES=properties,
@@ -277,7 +277,7 @@ def test_install_script_installs_a_working_riverflink_into_a_fresh_environment(t
     cache = tmp_path / "cache"
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("FLINK_", "PYTHONPATH"))}
+        env = user_environment()
         env["RIVERFLINK_CACHE"] = str(cache)
         started = time.monotonic()
         installed = subprocess.run(["bash", str(project / "docker/install.sh"), str(venv / "bin/python"), str(project)],

@@ -22,6 +22,7 @@ from tests.support import datagen
 from tests.support.cluster import local_cluster
 from tests.support.flink import expected_predictions, predictions_by_id
 from tests.support.models import DATA, ROOT, example
+from tests.support.project import user_environment
 from tests.support.reference import river_loop, same_model
 
 pytestmark = pytest.mark.minicluster
@@ -47,8 +48,7 @@ with lines.map(where, output_type=Types.STRING()).execute_and_collect() as found
 
 def run_script(*command: str) -> subprocess.CompletedProcess:
     """A user's job in a process of its own, as they would start it: its JVM is PyFlink's, not riverflink's."""
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, *command], cwd=ROOT, env={**env, "PYTHONHASHSEED": "0"},
+    done = subprocess.run([sys.executable, *command], cwd=ROOT, env={**user_environment(), "PYTHONHASHSEED": "0"},
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return done

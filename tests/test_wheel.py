@@ -1,6 +1,5 @@
 """riverflink as users install it: a wheel built from the checkout's files, in a fresh venv, run from any folder."""
 
-import os
 import pathlib
 import re
 import shutil
@@ -10,7 +9,7 @@ import sys
 import pytest
 
 from tests.support.models import ROOT
-from tests.support.project import project_copy
+from tests.support.project import project_copy, user_environment
 
 pytestmark = pytest.mark.minicluster
 
@@ -19,11 +18,9 @@ RUN = ["run", "--model", "regressor.py:model", "--input", "chick_weights.jsonl",
 
 
 def _user_env() -> dict:
-    """A user's environment: nothing of the checkout on the Python path, no Flink folders of earlier tests."""
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("PYTHONPATH", "VIRTUAL_ENV") and not name.startswith("FLINK_")}
-    # A class archive for a venv gone after the test would only be cleared an hour later (jobs/runtime/class_archive.py).
-    return {**env, "PYTHONHASHSEED": "0", "RIVERFLINK_CLASS_ARCHIVE": "off"}
+    """A user's environment (``user_environment``). A class archive for a venv gone after the test would only be
+    cleared an hour later (jobs/runtime/class_archive.py)."""
+    return {**user_environment(), "PYTHONHASHSEED": "0", "RIVERFLINK_CLASS_ARCHIVE": "off"}
 
 
 @pytest.fixture(scope="module")
