@@ -28,6 +28,7 @@ from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, LIFECYCLE_EVENTS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from operators.overall_metric import OverallMetricFunction
 from operators.records import template_record
+from state.descriptors import LIVE_KEY_STATES
 from state.envelope import dump_state
 from state.exceptions import SettingsError
 
@@ -84,7 +85,8 @@ def learned_streams(lines: DataStream, settings: Settings, templates: dict, kind
     learner = LearnerFunction(config)
     keyed = key_lines(lines)
     if config.batched:
-        learned = batched_process(keyed, learner, settings.tuning.batch_lines, Settings.ms(settings.batch_delay))
+        learned = batched_process(keyed, learner, settings.tuning.batch_lines, Settings.ms(settings.batch_delay),
+                                  live_key_states=LIVE_KEY_STATES)
     else:
         learned = keyed.process(learner, output_type=Types.STRING())
     predictions = learned.name("learn").uid("learner")
@@ -155,6 +157,7 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outp
         lifecycle=lifecycle,
         process_mode=settings.execution_mode == "process",
         batched=settings.batches_lines,
+        batch_lines=settings.tuning.batch_lines,
         emits_metrics=emits_metrics,
         emits_metric_updates=emits_metrics,
         emits_snapshots="models_out" in outputs,

@@ -24,7 +24,7 @@ BATCH_TYPE = Types.ROW([Types.STRING(), Types.ROW([Types.BASIC_ARRAY(Types.STRIN
 
 
 def batched_process(keyed: KeyedStream, function: KeyedProcessFunction, max_lines: int,
-                    max_delay_ms: int) -> DataStream:
+                    max_delay_ms: int, live_key_states: tuple[str, ...] = ()) -> DataStream:
     """``keyed.process(function, Types.STRING())``, up to ``max_lines`` lines per call, none older than ``max_delay_ms``.
 
     Parameters
@@ -38,6 +38,10 @@ def batched_process(keyed: KeyedStream, function: KeyedProcessFunction, max_line
         The most lines handed over in one call.
     max_delay_ms
         The longest a line waits for its batch to fill before the batch is handed over anyway.
+    live_key_states
+        Names of the keyed states of which every key with state holds one: a restored subtask
+        counts their keys for the ``keys_live`` gauge, which the function then keeps current
+        (the Java context's ``keysChanged``).
 
     Returns
     -------
@@ -48,7 +52,11 @@ def batched_process(keyed: KeyedStream, function: KeyedProcessFunction, max_line
     info = _create_j_data_stream_python_function_info(
         function, flink_fn_execution_pb2.UserDefinedDataStreamFunction.KEYED_PROCESS)
     j_output_type = Types.STRING().get_java_type_info()
-    operator = get_gateway().jvm.riverflink.BatchedPythonKeyedProcessOperator(
+    gateway = get_gateway()
+    j_states = gateway.new_array(gateway.jvm.String, len(live_key_states))
+    for i, name in enumerate(live_key_states):
+        j_states[i] = name
+    operator = gateway.jvm.riverflink.BatchedPythonKeyedProcessOperator(
         get_j_env_configuration(j_stream.getExecutionEnvironment()), info, BATCH_TYPE.get_java_type_info(),
-        j_output_type, max_lines, max_delay_ms)
+        j_output_type, max_lines, max_delay_ms, j_states)
     return DataStream(j_stream.transform("KEYED PROCESS", j_output_type, operator))

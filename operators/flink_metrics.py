@@ -6,9 +6,10 @@ learner's time. Counts are kept in Python and handed over in batches, and
 the processing-time distribution is fed a sample of the events.
 """
 
-__all__ = ["BatchedCounter", "SAMPLE_EVERY"]
+__all__ = ["BatchedCounter", "SAMPLE_EVERY", "COUNTERS_EVERY_S"]
 
 SAMPLE_EVERY = 64  # one event in this many reports its processing time
+COUNTERS_EVERY_S = 1.0  # batched counts reach Flink at least this often while batches come
 
 
 class BatchedCounter:

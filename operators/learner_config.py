@@ -44,6 +44,8 @@ class LearnerConfig:
         The job runs in PyFlink's process mode (Beam workers), not thread mode.
     batched
         Lines come in batches from ``operators.batching``, which also announces every checkpoint barrier.
+    batch_lines
+        The most lines a batch holds: a smaller one came because the input is slow.
     emits_metrics, emits_metric_updates, emits_snapshots, emits_dead_letters, emits_events
         Which side outputs the job consumes: PyFlink fails on a record sent to any other.
 
@@ -67,6 +69,7 @@ class LearnerConfig:
     lifecycle: LifecycleOptions | None = None
     process_mode: bool = False
     batched: bool = False
+    batch_lines: int = 1
     emits_metrics: bool = False
     emits_metric_updates: bool = False
     emits_snapshots: bool = False

@@ -38,7 +38,7 @@ from pyflink.datastream.time_domain import TimeDomain
 
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import decode_event
-from operators.flink_metrics import SAMPLE_EVERY, BatchedCounter
+from operators.flink_metrics import COUNTERS_EVERY_S, SAMPLE_EVERY, BatchedCounter
 from operators.garbage_collection import freeze_long_lived
 from operators.learner_config import LearnerConfig
 from operators.learning_step import LearningStep
@@ -112,6 +112,7 @@ class LearnerFunction(KeyedProcessFunction):
         self.last_seen = None if self.expiry is None else runtime_context.get_state(last_seen_descriptor())
         self.predicted = BatchedCounter(group.counter("events_predicted"))
         self.learned = BatchedCounter(group.counter("events_learned"))
+        self.counters_due = time.monotonic() + COUNTERS_EVERY_S
         self.sampled = 0
         self.dead_lettered = group.counter("events_dead_lettered")
         self.duplicates = group.counter("duplicates_dropped")
@@ -133,12 +134,17 @@ class LearnerFunction(KeyedProcessFunction):
         select = ctx._j_context.select
         if not keys:  # a checkpoint barrier or the end of the input is next: Flink state must be current
             self.store.write_all(select)
+            self._flush_counters()
+            self._report_keys(ctx)
             return
         for key, line in zip(keys, lines):
             select(key)
             self._process_line(key, line, ctx, predictions, side_outputs)
         if self.store.dropped:
             self.store.write_dropped(select)
+        self._report_keys(ctx)
+        if len(keys) < self.config.batch_lines or time.monotonic() >= self.counters_due:
+            self._flush_counters()  # the input is slow, or a second has passed: counts are cheap to hand over
         yield from side_outputs
         if predictions:  # one string for the batch: the Java operator emits each line as its own record
             yield "\n".join(predictions)
@@ -206,6 +212,17 @@ class LearnerFunction(KeyedProcessFunction):
             self.process_time.update(int((time.perf_counter() - started) * 1e6))
 
     def close(self):
+        self._flush_counters()
+
+    def _report_keys(self, ctx) -> None:
+        """Tell the Java operator's ``keys_live`` gauge of the keys added and removed since (by timers too)."""
+        keys_changed = self.store.take_keys_changed()
+        if keys_changed:
+            ctx._j_context.keysChanged(keys_changed)
+
+    def _flush_counters(self) -> None:
+        """Hand every count over to Flink: a job that slows down or idles shows them all."""
+        self.counters_due = time.monotonic() + COUNTERS_EVERY_S
         self.predicted.flush()
         self.learned.flush()
         self.keys_read.flush()

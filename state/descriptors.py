@@ -9,8 +9,12 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, Va
 
 __all__ = [
     "key_state_descriptor", "key_log_descriptor", "event_ids_descriptor", "last_seen_descriptor",
-    "overall_metric_descriptor",
+    "overall_metric_descriptor", "LIVE_KEY_STATES",
 ]
+
+# A key with state holds an envelope, or log entries (a new key's first changes may all be logged),
+# or both: the keys of these two states are the keys that are live (``keys_live``).
+LIVE_KEY_STATES = ("key_state", "key_log")
 
 
 def key_state_descriptor() -> ValueStateDescriptor:
@@ -28,6 +32,8 @@ def key_state_descriptor() -> ValueStateDescriptor:
     >>> [describe().get_name() for describe in (key_state_descriptor, key_log_descriptor, event_ids_descriptor,
     ...                                         last_seen_descriptor, overall_metric_descriptor)]
     ['key_state', 'key_log', 'event_ids', 'last_seen_ms', 'overall_metric']
+    >>> LIVE_KEY_STATES == (key_state_descriptor().get_name(), key_log_descriptor().get_name())
+    True
     """
     return ValueStateDescriptor("key_state", Types.PICKLED_BYTE_ARRAY())
 

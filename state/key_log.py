@@ -63,6 +63,7 @@ class LoadedKey:
     metrics_timer_ms: int = 0  # the key's next metrics report's timer, as registered through this object
     snapshot_timer_ms: int = 0  # the key's next snapshot's timer, as registered through this object
     unsnapshotted: bool = True  # the state may have changed since the key's last model snapshot
+    new: bool = False  # a fresh state for a key that holds none in Flink, until it is first stored
 
 
 def fold_due(key: LoadedKey, adding: int = 1) -> bool:

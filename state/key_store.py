@@ -88,6 +88,8 @@ class KeyStore:
     >>> store.write_all(select=lambda key: None)  # a barrier comes next
     >>> log, list(store.dirty)
     (['e1', 'e2'], [])
+    >>> store.take_keys_changed(), store.take_keys_changed()  # one key began holding state
+    (1, 0)
     """
 
     def __init__(self, key_state, key_log, ids, cache: KeyCache, fresh_state: bytes, replay,
@@ -103,6 +105,12 @@ class KeyStore:
         self.keys_read = keys_read
         self.dirty = {}  # key -> LoadedKey whose state is ahead of Flink's, cached or not
         self.dropped = set()  # dirty keys the cache let go of, written at the end of the batch
+        self.keys_changed = 0  # keys that began holding state, less those that stopped, since last taken
+
+    def take_keys_changed(self) -> int:
+        """How many more keys hold state than when this was last called (fewer, if negative)."""
+        changed, self.keys_changed = self.keys_changed, 0
+        return changed
 
     def load(self, key: str) -> LoadedKey | None:
         """The current key's state: from the cache, or its envelope with its log replayed; None for a key with none."""
@@ -131,10 +139,14 @@ class KeyStore:
     def new_key(self) -> LoadedKey:
         """A fresh state for the current key, which ``load`` found nothing of; stored only by ``store``."""
         ids = KeyIds(self.ids, known=set() if self.ids.is_empty() else None)  # no ids stored: none to look up
-        return LoadedKey(load_state(self.fresh_state), envelope_bytes=len(self.fresh_state), logged=0, ids=ids)
+        return LoadedKey(load_state(self.fresh_state), envelope_bytes=len(self.fresh_state), logged=0, ids=ids,
+                         new=True)
 
     def store(self, key: str, loaded: LoadedKey, replay: tuple) -> None:
         """Make Flink state hold the key's change ``replay``: now (log it, or fold the log into a new envelope), or by the next barrier."""
+        if loaded.new:
+            loaded.new = False
+            self.keys_changed += 1
         if self.write_back:
             loaded.unwritten.append(replay)
             self.dirty[key] = loaded
@@ -191,6 +203,8 @@ class KeyStore:
 
     def drop(self, key: str) -> None:
         """Forget everything the current key owns; its next event starts from a fresh state."""
+        if key in self.cache or key in self.dirty or self.key_state.value() is not None or self.key_log.get():
+            self.keys_changed -= 1
         self.key_state.clear()
         self.key_log.clear()
         self.cache.evict(key)

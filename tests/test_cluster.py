@@ -30,7 +30,7 @@ from jobs.settings import KafkaSettings, LifecycleSettings, OutputSettings, Sett
 from state.destinations import read_records
 from state.snapshots import load_latest_models
 from tests.support import datagen
-from tests.support.cluster import job_state, learner_taskmanagers, local_cluster, wait_until
+from tests.support.cluster import job_state, learner_metric, learner_taskmanagers, local_cluster, wait_until
 from tests.support.flink import expected_lifecycle_predictions, expected_predictions, predictions_by_id
 from tests.support.kafka import new_topic, send_steadily
 from tests.support.lifecycle_data import CHALLENGER, CHAMPION, linear_and_xor_keys, logistic, on_product
@@ -120,12 +120,17 @@ def test_stop_with_savepoint_at_parallelism_2_and_resume_at_3(cluster, stream, b
 
     job = str(run_job(first).get_job_id())
     wait_until(lambda: len(_committed_predictions(first)) == half, 240, "the first half's predictions")
+    keys_first = len({json.loads(line)["key"] for line in stream[:half]})
+    wait_until(lambda: learner_metric(jobmanager, job, "keys_live") == keys_first, 60, f"keys_live {keys_first}")
     savepoint = stop_with_savepoint(jobmanager, job)
 
     publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "second.jsonl", stream[half:])])
     resumed = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=3, detached=True,
                         from_savepoint=savepoint, state_backend=backend)
     job = str(run_job(resumed).get_job_id())
+    # Three subtasks count the keys of the key groups they restored, then add the keys new to them.
+    keys_all = len({json.loads(line)["key"] for line in stream})
+    wait_until(lambda: learner_metric(jobmanager, job, "keys_live") == keys_all, 120, f"keys_live {keys_all}")
     wait_until(lambda: len(_committed_predictions(resumed)) == len(stream), 240, "every prediction")
     stop_with_savepoint(jobmanager, job, drain=True)  # final metrics and model snapshots
     assert job_state(jobmanager, job) == "FINISHED"

@@ -269,3 +269,24 @@ def test_dirty_keys_the_cache_lets_go_are_written_at_the_end_of_the_batch():
     assert set(flink.store.dirty) == {"b"}
     flink.store.write_all(flink.keyed.select)
     assert flink.stored("b").state.model_version == 2 and flink.stored("c").state.model_version == 1
+
+
+def test_keys_changed_counts_keys_that_begin_and_stop_holding_state():
+    """What the ``keys_live`` gauge adds up: a key counts once it stores anything, until it is dropped."""
+    flink = Flink()
+    for i in range(3):
+        flink.learn("a", labelled("a", i))
+    flink.learn("b", unlabelled("b", 0))  # a pending prediction is state too
+    failed = flink.learn("c", '{"key": "c", "id": "bad", "x": {"time": 1}, "y": "heavy"}')
+    assert failed.dead_letter is not None  # its first event failed: "c" holds nothing
+    assert flink.store.take_keys_changed() == 2 and flink.store.take_keys_changed() == 0
+    flink.store.write_all(flink.keyed.select)
+    flink.store = flink.restored()  # a restore: keys held in Flink state alone are not new
+    flink.learn("a", labelled("a", 3))
+    assert flink.store.take_keys_changed() == 0
+    for key in ("a", "b", "c"):  # "b" is in Flink state only, "c" nowhere
+        flink.keyed.select(key)
+        flink.store.drop(key)
+    assert flink.store.take_keys_changed() == -2
+    flink.learn("a", labelled("a", 0))  # a dropped key starts again
+    assert flink.store.take_keys_changed() == 1

@@ -47,3 +47,15 @@ def learner_taskmanagers(jobmanager: str, job_id: str) -> set[str]:
     learner = next(v for v in vertices if "learn" in v["name"])
     placed = rest_get(port, f"/jobs/{job_id}/vertices/{learner['id']}/taskmanagers")["taskmanagers"]
     return {tm["taskmanager-id"] for tm in placed}
+
+
+def learner_metric(jobmanager: str, job_id: str, name: str) -> int | None:
+    """A learner metric (``keys_live``, ``events_learned``, ...) summed over its subtasks; None until reported.
+
+    The JobManager fetches metrics from the TaskManagers every few seconds: wait for a value, don't expect it.
+    """
+    port = _port(jobmanager)
+    vertices = rest_get(port, f"/jobs/{job_id}")["vertices"]
+    learner = next(v for v in vertices if "learn" in v["name"])
+    answer = rest_get(port, f"/jobs/{job_id}/vertices/{learner['id']}/subtasks/metrics?get=learn.{name}&agg=sum")
+    return int(answer[0]["sum"]) if answer else None

@@ -2,7 +2,9 @@ package riverflink;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.configuration.Configuration;
+import org.apache.flink.metrics.Gauge;
 import org.apache.flink.runtime.event.WatermarkEvent;
+import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.SimpleTimerService;
@@ -22,6 +24,9 @@ import org.apache.flink.types.Row;
 import org.apache.flink.util.OutputTag;
 
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.stream.Stream;
 
 /**
  * PyFlink's thread-mode keyed process operator, handing Python its records in batches.
@@ -46,6 +51,11 @@ import java.util.ArrayList;
  * <p>Outputs come back in batches too: each string the function returns may hold several
  * output lines, joined by {@code '\n'} (JSON lines never hold a raw one), and leaves this
  * operator as one record per line.
+ *
+ * <p>It also keeps the {@code keys_live} gauge: how many keys hold state in this subtask. A
+ * restored subtask counts the keys of the named states once, as it starts (8 bytes per key
+ * for the moment it counts); from then on Python reports the keys it adds and removes, with
+ * a batch ({@link Context#keysChanged}), as only it knows when a key's state begins and ends.
  */
 public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProcessOperator<Row, Row, String> {
 
@@ -56,15 +66,18 @@ public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProces
 
     private final int maxLines;
     private final long maxDelayMs;
+    private final String[] liveKeyStates;
 
     private transient ArrayList<String> keys;
     private transient ArrayList<String> lines;
     private transient boolean flushScheduled;
     private transient boolean inputEnded;
     private transient Context context;
+    private transient volatile long keysLive; // written by the task's thread, read by metric reporters
 
     /**
      * @param batchTypeInfo what Python receives: {@code Row(STRING, Row(STRING[], STRING[]))}
+     * @param liveKeyStates the keyed states (by name) of which a key with state holds at least one
      */
     public BatchedPythonKeyedProcessOperator(
             Configuration config,
@@ -72,7 +85,8 @@ public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProces
             TypeInformation<Row> batchTypeInfo,
             TypeInformation<String> outputTypeInfo,
             int maxLines,
-            long maxDelayMs) {
+            long maxDelayMs,
+            String[] liveKeyStates) {
         super(config, pythonFunctionInfo, batchTypeInfo, outputTypeInfo);
         if (maxLines < 1 || maxDelayMs < 0) {
             throw new IllegalArgumentException(
@@ -81,6 +95,54 @@ public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProces
         }
         this.maxLines = maxLines;
         this.maxDelayMs = maxDelayMs;
+        this.liveKeyStates = liveKeyStates.clone();
+    }
+
+    @Override
+    public void initializeState(StateInitializationContext context) throws Exception {
+        super.initializeState(context);
+        if (context.isRestored()) {
+            long started = System.nanoTime();
+            keysLive = countKeys();
+            LOG.info("{} keys restored with state (keys_live), counted in {} ms",
+                    keysLive, (System.nanoTime() - started) / 1_000_000);
+        }
+    }
+
+    /**
+     * The distinct keys of {@link #liveKeyStates} in this subtask's state, by 64-bit hashes of the
+     * keys' text: 8 bytes a key instead of a set of key objects (a collision among a million keys
+     * has a chance of about 3e-8, and would count two keys as one).
+     */
+    private long countKeys() throws Exception {
+        long[] hashes = new long[1024];
+        int n = 0;
+        for (String state : liveKeyStates) {
+            try (Stream<Object> keys = getKeyedStateBackend().getKeys(state, VoidNamespace.INSTANCE)) {
+                for (Iterator<Object> it = keys.iterator(); it.hasNext(); ) {
+                    if (n == hashes.length) {
+                        hashes = Arrays.copyOf(hashes, 2 * n);
+                    }
+                    hashes[n++] = fnv1a64(String.valueOf(((Row) it.next()).getField(0)));
+                }
+            }
+        }
+        Arrays.sort(hashes, 0, n);
+        long distinct = 0;
+        for (int i = 0; i < n; i++) {
+            if (i == 0 || hashes[i] != hashes[i - 1]) {
+                distinct++;
+            }
+        }
+        return distinct;
+    }
+
+    private static long fnv1a64(String text) {
+        long hash = 0xcbf29ce484222325L;
+        for (int i = 0; i < text.length(); i++) {
+            hash = (hash ^ text.charAt(i)) * 0x100000001b3L;
+        }
+        return hash;
     }
 
     @Override
@@ -92,6 +154,8 @@ public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProces
                 new SimpleTimerService(
                         getInternalTimerService("user-timers", VoidNamespaceSerializer.INSTANCE, this));
         context = new Context(timerService);
+        Gauge<Long> live = () -> keysLive;
+        getMetricGroup().gauge("keys_live", live);
         super.open(); // starts Python, which takes the function context: it must exist by now
         collector = new TimestampedCollector<>(new LinesOutput(output));
     }
@@ -270,6 +334,11 @@ public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProces
         /** Make {@code key} the current key: its state and timers are the ones Python reaches next. */
         public void select(String key) {
             setCurrentKey(Row.of(key));
+        }
+
+        /** {@code delta} more keys hold state in this subtask (fewer, if negative): for {@code keys_live}. */
+        public void keysChanged(long delta) {
+            keysLive += delta;
         }
     }
 }
