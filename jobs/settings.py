@@ -25,6 +25,7 @@ import urllib.parse
 
 from jobs.kafka_client import RIVERFLINK_PROPERTIES
 from jobs.profiles import PROFILE_NAMES, PROFILES, Profile
+from jobs.runtime.prometheus_reporter import check_ports
 from state.exceptions import SettingsError
 
 __all__ = [
@@ -231,6 +232,7 @@ class Settings:
     jobmanager: str | None = None  # HOST:PORT of a running cluster's REST API; None: the embedded mini-cluster
     detached: bool = False
     flink_options: tuple[tuple[str, str], ...] = ()  # raw Flink options, applied last (tuning, experiments)
+    prometheus_port: str | None = None  # PORT or FIRST-LAST of Flink's Prometheus reporter (mini-cluster only)
     kafka: KafkaSettings = dataclasses.field(default_factory=KafkaSettings)
     outputs: OutputSettings = dataclasses.field(default_factory=OutputSettings)
     lifecycle: LifecycleSettings = dataclasses.field(default_factory=LifecycleSettings)
@@ -273,6 +275,11 @@ class Settings:
             raise SettingsError("--watch-inputs needs --input and a positive number of seconds")
         if self.watch_inputs is not None and self.kafka.topics:
             raise SettingsError("--watch-inputs reads files for ever, so Kafka would never be read: choose one")
+        if self.prometheus_port is not None:
+            check_ports(self.prometheus_port)
+            if self.jobmanager is not None:
+                raise SettingsError("--prometheus-port turns on the mini-cluster's reporter; a cluster's is set where it "
+                                    "starts (riverflink cluster start --prometheus-port, or its Flink configuration)")
         if self.detached and self.jobmanager is None:
             raise SettingsError("--detached needs --jobmanager: a job on the embedded mini-cluster ends with riverflink")
         local = None if self.from_savepoint is None else local_path(self.from_savepoint)

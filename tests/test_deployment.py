@@ -34,8 +34,10 @@ from jobs.cli.parser import build_parser, settings_from_args
 from jobs.local.kafka import start_broker, stop_broker
 from jobs.local.processes import free_ports
 from jobs.model_spec import load_template
+from jobs.runtime.prometheus_reporter import FACTORY, REPORTER
 from tests.support.models import ROOT
 from tests.support.project import project_copy, user_environment
+from tests.support.prometheus import free_port_pair, scrape, series_sum
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -147,6 +149,15 @@ def test_checkpoints_are_on_a_volume_shared_by_the_cluster():
         assert _flink_properties(name)["execution.checkpointing.dir"] == "file:///checkpoints"
     args = _program_args("job")
     assert args[args.index("--checkpoint-dir") + 1] == "/checkpoints"
+
+
+@pytest.mark.unit
+def test_every_flink_process_serves_its_metrics_to_prometheus():
+    for name in ("jobmanager", "taskmanager"):
+        properties = _flink_properties(name)
+        assert properties[f"{REPORTER}.factory.class"] == FACTORY, name
+        assert properties[f"{REPORTER}.port"] == "9249", name
+    assert "9249:9249" in SERVICES["jobmanager"]["ports"] and "9249" in SERVICES["taskmanager"]["expose"]
 
 
 @pytest.mark.unit
@@ -338,8 +349,10 @@ def _rest(port: int, path: str) -> dict:
 def _local_cluster(tmp_path: pathlib.Path):
     """A JobManager and a TaskManager started by the entry point, each with its own conf dir like a container."""
     rpc_port, rest_port = free_ports(2)
+    reporters = free_port_pair()  # the containers' 9249 each, on one host here
     local = "\n".join([
-        SERVICES["jobmanager"]["environment"]["FLINK_PROPERTIES"],
+        SERVICES["jobmanager"]["environment"]["FLINK_PROPERTIES"].replace(
+            f"{REPORTER}.port: 9249", f"{REPORTER}.port: {reporters}-{reporters + 1}"),
         "jobmanager.rpc.address: 127.0.0.1", f"jobmanager.rpc.port: {rpc_port}",
         "rest.address: 127.0.0.1", f"rest.port: {rest_port}", "rest.bind-address: 127.0.0.1",
         "jobmanager.bind-host: 127.0.0.1", "taskmanager.bind-host: 127.0.0.1", "taskmanager.host: 127.0.0.1",
@@ -360,7 +373,7 @@ def _local_cluster(tmp_path: pathlib.Path):
                     break
             assert time.monotonic() < deadline, "the local cluster did not offer 2 slots within 180 s"
             time.sleep(1)
-        yield rest_port, local
+        yield rest_port, local, reporters
     finally:
         for process in reversed(processes):
             _stop(process)
@@ -385,7 +398,7 @@ def test_compose_commands_run_the_job_on_a_cluster_started_by_the_entrypoint(tmp
     bootstrap = f"127.0.0.1:{kafka_port}"
     start_broker(kafka_port, controller_port, tmp_path / "broker")
     try:
-        with _local_cluster(tmp_path) as (rest_port, properties):
+        with _local_cluster(tmp_path) as (rest_port, properties, reporters):
             local = {"kafka:9092": bootstrap, "jobmanager:8081": f"127.0.0.1:{rest_port}",
                      "/checkpoints": str(tmp_path / "checkpoints")}
             env = _entrypoint_env(tmp_path, properties, "client")
@@ -398,6 +411,12 @@ def test_compose_commands_run_the_job_on_a_cluster_started_by_the_entrypoint(tmp
 
             events = [json.loads(line) for line in (ROOT / "examples/data/phishing.jsonl").read_text().splitlines()]
             predictions = _committed(bootstrap, "predictions", len(events), timeout=240)
+            # Flink's Prometheus reporter, as the compose file configures it, serves the learners' counters.
+            learned = "flink_taskmanager_job_task_operator_events_learned"
+            deadline = time.monotonic() + 60
+            while series_sum(scrape(reporters, reporters + 1), learned) != len(events):
+                assert time.monotonic() < deadline, scrape(reporters, reporters + 1)[-3000:]
+                time.sleep(0.5)
     finally:
         stop_broker(kafka_port, tmp_path / "broker")
     # Every event predicted once, each key's model learning from its events in order (test-then-train).

@@ -20,9 +20,12 @@ def _cluster(args) -> int:
     from jobs.local.cluster import start_cluster, stop_cluster
 
     if args.action == "start":
-        processes = start_cluster(args.taskmanagers, args.slots, args.port, args.rpc_port, args.dir, args.warm)
+        processes = start_cluster(args.taskmanagers, args.slots, args.port, args.rpc_port, args.dir, args.warm,
+                                  prometheus_ports=args.prometheus_port)
         pids = ", ".join(f"{p.name} {p.pid}" for p in processes)
         print(f"Flink cluster running: REST and web UI on http://127.0.0.1:{args.port} ({pids})")
+        if args.prometheus_port is not None:
+            print(f"Flink metrics for Prometheus: each JVM on the first free port of {args.prometheus_port}")
     elif stop_cluster(args.port, args.dir):
         print(f"Flink cluster on 127.0.0.1:{args.port} stopped")
     else:

@@ -145,6 +145,9 @@ def _add_run(commands) -> None:
     cluster.add_argument("--jobmanager", metavar="HOST:PORT",
                          help="submit to this Flink cluster's REST address instead of the embedded mini-cluster")
     cluster.add_argument("--detached", action="store_true", help="with --jobmanager: print the job id and return")
+    cluster.add_argument("--prometheus-port", metavar="PORT[-PORT]",
+                         help="serve the job's Flink metrics to Prometheus on this port of the mini-cluster (a cluster "
+                              "has its own: riverflink cluster start --prometheus-port)")
 
 
 def _add_evaluate(commands) -> None:
@@ -195,6 +198,9 @@ def _add_tools(commands) -> None:
     cluster.add_argument("--port", type=int, default=8081, help="the JobManager's REST port")
     cluster.add_argument("--rpc-port", type=int, default=6123, help="the JobManager's RPC port")
     cluster.add_argument("--dir", help="config, logs, pids, checkpoints (default: ~/.cache/riverflink/flink-cluster-PORT)")
+    cluster.add_argument("--prometheus-port", metavar="PORT[-PORT]",
+                         help="start: every JVM serves its Flink metrics to Prometheus on the first free port of "
+                              "this range (one port each for the JobManager and every TaskManager)")
     cluster.add_argument("--no-warm-up", dest="warm", action="store_false",
                          help="start: report the cluster ready without its warm-up job (the first job then starts slower)")
 
@@ -312,6 +318,7 @@ def settings_from_args(args: argparse.Namespace, scratch: str | None = None) -> 
         jobmanager=args.jobmanager,
         detached=args.detached,
         flink_options=tuple(args.flink_option),
+        prometheus_port=args.prometheus_port,
         kafka=KafkaSettings(
             bootstrap=args.kafka_bootstrap, topics=tuple(args.kafka_topic), group=args.kafka_group,
             offsets=args.kafka_offsets, stop_at_latest=args.kafka_stop_at_latest, delivery=args.kafka_delivery,

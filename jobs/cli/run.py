@@ -17,6 +17,7 @@ from jobs.cli.run_tally import RunTally
 from jobs.cli.tables import labelled
 from jobs.earlier_outputs import prepare_file_outputs
 from jobs.runtime.jvm import start_jvm_early
+from jobs.runtime.prometheus_reporter import client_jars
 from jobs.settings import OUTPUT_NAMES, Settings
 from state.exceptions import RiverflinkError
 
@@ -33,7 +34,8 @@ def command(args) -> int:
     """
     settings = settings_from_args(args)  # before importing Flink: an argument error is reported in a tenth of a second
     earlier = prepare_file_outputs(settings.outputs, args.overwrite, resumed=settings.from_savepoint is not None)
-    start_jvm_early("cluster-client" if settings.jobmanager else "mini-cluster")  # beside the imports that follow
+    start_jvm_early("cluster-client" if settings.jobmanager else "mini-cluster",  # beside the imports that follow
+                    extra_jars=client_jars(settings))
     # Importing river, pandas, scipy and PyFlink allocates a few hundred thousand objects and frees
     # almost none: the cyclic collector would walk them again and again for 0.1 s. Once imported,
     # they are frozen out of every later collection.

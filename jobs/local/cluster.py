@@ -22,6 +22,7 @@ from jobs.local.processes import PidFile, end, launch, wait_until_ready
 from jobs.local.warm_up import warm_up
 from jobs.runtime.jars import FLINK_HOME, cache_root
 from jobs.runtime.jvm import WORKER_HASH_SEED, python_path
+from jobs.runtime.prometheus_reporter import check_ports, reporter_options
 from state.exceptions import RiverflinkError
 
 __all__ = ["ClusterProcess", "start_cluster", "stop_cluster", "cluster_dir", "cluster_processes",
@@ -66,9 +67,11 @@ def cluster_dir(port: int) -> pathlib.Path:
     return cache_root() / f"flink-cluster-{port}"
 
 
-def _configuration(port: int, rpc_port: int, slots: int, home: pathlib.Path) -> list[str]:
+def _configuration(port: int, rpc_port: int, slots: int, home: pathlib.Path,
+                   prometheus_ports: str | None = None) -> list[str]:
     """Flink options (``key=value``) of the local cluster; jobs add their own on top."""
-    return [
+    reporter = [] if prometheus_ports is None else [f"{k}={v}" for k, v in reporter_options(prometheus_ports)]
+    return reporter + [
         "jobmanager.rpc.address=127.0.0.1", f"jobmanager.rpc.port={rpc_port}", "jobmanager.bind-host=127.0.0.1",
         "rest.address=127.0.0.1", "rest.bind-address=127.0.0.1", f"rest.port={port}",
         "taskmanager.host=127.0.0.1", "taskmanager.bind-host=127.0.0.1",
@@ -163,7 +166,8 @@ def _pid_file(home: pathlib.Path) -> PidFile:
 
 
 def start_cluster(taskmanagers: int = 1, slots: int = 1, port: int = 8081, rpc_port: int = 6123,
-                  home: pathlib.Path | None = None, warm: bool = True) -> list[ClusterProcess]:
+                  home: pathlib.Path | None = None, warm: bool = True,
+                  prometheus_ports: str | None = None) -> list[ClusterProcess]:
     """Start the cluster and return its processes once every TaskManager has registered (and warmed up).
 
     Parameters
@@ -180,6 +184,9 @@ def start_cluster(taskmanagers: int = 1, slots: int = 1, port: int = 8081, rpc_p
         The cluster's folder (configuration, logs, pids, checkpoints, scratch); :func:`cluster_dir` by default.
     warm
         Run :func:`jobs.local.warm_up.warm_up` before returning, so the first job starts as fast as later ones.
+    prometheus_ports
+        ``PORT`` or ``FIRST-LAST``: every JVM serves its metrics to Prometheus on the first free port
+        of the range (``jobs.runtime.prometheus_reporter``); None: no reporter.
 
     Returns
     -------
@@ -194,6 +201,8 @@ def start_cluster(taskmanagers: int = 1, slots: int = 1, port: int = 8081, rpc_p
     """
     if taskmanagers < 1 or slots < 1:
         raise RiverflinkError("a cluster needs at least one TaskManager with at least one slot")
+    if prometheus_ports is not None:
+        check_ports(prometheus_ports)
     home = pathlib.Path(home or cluster_dir(port)).resolve()
     if cluster_processes(home):
         raise RiverflinkError(f"a cluster started from {home} is already running; stop it first")
@@ -203,7 +212,7 @@ def start_cluster(taskmanagers: int = 1, slots: int = 1, port: int = 8081, rpc_p
     for scratch in (home / "work", home / "tmp"):  # a previous run's: no process of this cluster runs to recover it
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
-    env = _prepare(home, _configuration(port, rpc_port, slots, home))
+    env = _prepare(home, _configuration(port, rpc_port, slots, home, prometheus_ports))
     started = {"jobmanager": _launch(env, home, "jobmanager", [])}
     for name in (f"tm-{number}" for number in range(1, taskmanagers + 1)):
         started[name] = _launch(env, home, name, ["-D", f"taskmanager.resource-id={name}"])

@@ -21,6 +21,7 @@ from pyflink.util.java_utils import get_j_env_configuration
 
 from jobs.runtime.jars import kafka_connector_jar, operators_jar
 from jobs.runtime.jvm import PROJECT_ROOT, python_path, start_jvm
+from jobs.runtime.prometheus_reporter import FACTORY, client_jars, reporter_options
 from jobs.settings import Settings, local_path
 from state.exceptions import SettingsError
 
@@ -58,7 +59,8 @@ def flink_configuration(settings: Settings, checkpoint_dir: str | None) -> Confi
     pyflink.common.Configuration
         The options, ``settings.flink_options`` last so that they win.
     """
-    start_jvm()  # before the first Flink object, even a Configuration: the JVM's environment is the workers'
+    # Before the first Flink object, even a Configuration: the JVM's environment is the workers'.
+    gateway = start_jvm(extra_jars=client_jars(settings))
     config = Configuration()
     config.set_string("python.executable", sys.executable)
     config.set_string("python.client.executable", sys.executable)
@@ -92,9 +94,23 @@ def flink_configuration(settings: Settings, checkpoint_dir: str | None) -> Confi
         config.set_string("rest.address", host)
         config.set_string("rest.port", port)
         config.set_string("execution.attached", str(not settings.detached).lower())
+    if settings.prometheus_port is not None:
+        _check_reporter_loads(gateway)
+        for key, value in reporter_options(settings.prometheus_port):
+            config.set_string(key, value)
     for key, value in settings.flink_options:
         config.set_string(key, value)
     return config
+
+
+def _check_reporter_loads(gateway) -> None:
+    """Refuse a reporter the mini-cluster would not find: a JVM started before without its jar."""
+    try:
+        gateway.jvm.java.lang.Class.forName(FACTORY)
+    except Exception as exc:  # Py4J's error: the class is not on the running JVM's classpath
+        raise SettingsError(
+            "--prometheus-port: this process's JVM started without Flink's Prometheus reporter on its classpath; "
+            "start the run in a new process (riverflink run does)") from exc
 
 
 @functools.cache

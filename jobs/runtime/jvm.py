@@ -79,8 +79,14 @@ def _pin_hash_seed() -> None:
     os.environ.setdefault("PYTHONHASHSEED", WORKER_HASH_SEED)
 
 
-def start_jvm():
+def start_jvm(extra_jars=()):
     """The JVM's gateway, started now unless ``start_jvm_early`` did, with the environment workers need.
+
+    Parameters
+    ----------
+    extra_jars
+        Jars the JVM's own classpath needs beyond Flink's, if this call starts it (a reporter
+        the mini-cluster must find there); a JVM that runs already is returned as it is.
 
     Raises
     ------
@@ -91,7 +97,7 @@ def start_jvm():
         _early_start.join()
         if _early_failure:
             raise _early_failure[0]
-    return _start()
+    return _start(extra_jars=extra_jars)
 
 
 def expose_worker_environment() -> None:
@@ -105,17 +111,42 @@ def expose_worker_environment() -> None:
     _pin_hash_seed()
 
 
-def _start(use: str | None = None):
+def _start(use: str | None = None, extra_jars=()):
     expose_worker_environment()
-    if use is None or pyflink.java_gateway._gateway is not None:  # no archive, or a JVM runs already
+    if pyflink.java_gateway._gateway is not None:
         return get_gateway()
-    options = archive_options(use)
-    with _jvm_args(options):
-        gateway = get_gateway()
+    with _extra_classpath(extra_jars):
+        if use is None:  # no archive
+            return get_gateway()
+        options = archive_options(use)  # its name holds a digest of the classpath, extra jars included
+        with _jvm_args(options):
+            gateway = get_gateway()
     partial = partial_written(options)
     if partial is not None:
         note_writer(partial, gateway.jvm.java.lang.ProcessHandle.current().pid())
     return gateway
+
+
+@contextlib.contextmanager
+def _extra_classpath(jars):
+    """``jars`` on the classpath of a gateway started in the block, through PyFlink's one hook for that.
+
+    PyFlink builds the gateway's classpath from Flink's lib folder and
+    ``HADOOP_CLASSPATH`` alone; the variable is as it was afterwards, so
+    processes started later (a local cluster's) do not inherit the jars.
+    """
+    if not jars:
+        yield
+        return
+    before = os.environ.get("HADOOP_CLASSPATH")
+    os.environ["HADOOP_CLASSPATH"] = os.pathsep.join([*map(str, jars), *([before] if before else [])])
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["HADOOP_CLASSPATH"]
+        else:
+            os.environ["HADOOP_CLASSPATH"] = before
 
 
 @contextlib.contextmanager
@@ -132,14 +163,14 @@ def _jvm_args(options: list[str]):
             os.environ["JVM_ARGS"] = before
 
 
-def _start_noting_failure(use: str | None) -> None:
+def _start_noting_failure(use: str | None, extra_jars) -> None:
     try:
-        _start(use)
+        _start(use, extra_jars)
     except BaseException as failure:  # raised again in the main thread, by start_jvm, where it is reported
         _early_failure.append(failure)
 
 
-def start_jvm_early(use: str | None = None) -> None:
+def start_jvm_early(use: str | None = None, extra_jars=()) -> None:
     """Start the JVM in a background thread; the next ``start_jvm`` waits for it.
 
     Call it once the run is known to go ahead (its settings are valid), before
@@ -150,9 +181,12 @@ def start_jvm_early(use: str | None = None) -> None:
     use
         What the JVM is for (``mini-cluster``, ``cluster-client``): its classes are mapped from
         that use's archive (``jobs.runtime.class_archive``); None: no archive.
+    extra_jars
+        Jars the JVM's own classpath needs beyond Flink's (``start_jvm``).
     """
     global _early_start
     if _early_start is None:
-        _early_start = threading.Thread(target=_start_noting_failure, args=(use,), name="riverflink-jvm-start",
+        _early_start = threading.Thread(target=_start_noting_failure, args=(use, tuple(extra_jars)),
+                                        name="riverflink-jvm-start",
                                         daemon=True)
         _early_start.start()
