@@ -22,6 +22,7 @@ INITIALIZING phase, and the time to their first events is printed beside.
 
 import argparse
 import dataclasses
+import itertools
 import json
 import pathlib
 import random
@@ -226,15 +227,14 @@ def main(argv=None) -> None:
             savepoint_seconds = time.perf_counter() - stopping
 
             more = work / "input" / "more.jsonl"
-            write_events(more.with_suffix(".tmp"),
-                         (e for e, _ in zip(scattered_stream(args.keys, args.events_per_key, seed=8, first_id=n),
-                                            range(RESUMED_EVENTS))))
+            resumed_n = write_events(more.with_suffix(".tmp"), itertools.islice(
+                scattered_stream(args.keys, args.events_per_key, seed=8, first_id=n), RESUMED_EVENTS))
             resumed_id, resumed_at = submit(args, port, inputs, work / "predictions-resumed", savepoint)
             more.with_suffix(".tmp").rename(more)  # the watched folder sees it whole
             resumed = JobWatch(port, home, resumed_id, resumed_at)
             try:
                 first_seconds = resumed.wait_learned(1, 600)
-                resumed_seconds = resumed.wait_learned(RESUMED_EVENTS, 600)
+                resumed_seconds = resumed.wait_learned(resumed_n, 600)
                 resumed.wait_checkpoint_after(resumed_seconds)  # keys_live is reported by the barrier after
                 resumed_keys_live = resumed.total("keys_live")
             finally:
@@ -266,9 +266,9 @@ def main(argv=None) -> None:
           f"({final['state_size'] / args.keys:,.0f} bytes per key; a model envelope alone is {envelope:,.0f}); "
           f"savepoint {savepoint_mib:,.0f} MiB, taken in {savepoint_seconds:.1f} s")
     print(f"  keys_live         {keys_live:,} after the last event; {resumed_keys_live:,} after resuming from the "
-          f"savepoint and {RESUMED_EVENTS:,} more events of the same keys")
+          f"savepoint and {resumed_n:,} more events of the same keys")
     print(f"  restore           {restore:.1f} s restoring the learners' state (counting their keys included); "
-          f"first event learned {first_seconds:.1f} s after submission, {RESUMED_EVENTS:,} events "
+          f"first event learned {first_seconds:.1f} s after submission, {resumed_n:,} events "
           f"{resumed_seconds:.1f} s after")
     print("  TaskManager resident memory (MiB) as the keys came in:")
     names = sorted(watch.taskmanagers)

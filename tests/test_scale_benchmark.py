@@ -28,7 +28,7 @@ def test_every_key_gets_its_events_scattered_over_the_stream():
 
 @pytest.mark.cluster
 def test_a_small_run_counts_every_key_before_and_after_a_restore(capsys):
-    scale.main(["--keys", "3000", "--checkpoint-interval", "2"])
+    scale.main(["--keys", "3000", "--checkpoint-interval", "2", "--timeout", "300"])
     out = capsys.readouterr().out
     assert "9,000 events: 3,000 keys x 3" in out, out
     assert re.search(r"keys_live\s+3,000 after the last event; 3,000 after resuming", out), out
