@@ -66,15 +66,25 @@ def _prometheus(tmp_path, targets: dict[str, int]):
         end([process])
 
 
-def _query(port: int, expression: str) -> float | None:
-    """The value of an instant query that returns one sample; None while Prometheus has none (or is starting)."""
+def _samples(port: int, expression: str) -> list[dict]:
+    """The samples an instant query returns; none while Prometheus has none (or is starting)."""
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
-            result = json.loads(response.read())["data"]["result"]
+            return json.loads(response.read())["data"]["result"]
     except OSError:
-        return None
+        return []
+
+
+def _query(port: int, expression: str) -> float | None:
+    """The value of an instant query that returns one sample; None while Prometheus has none."""
+    result = _samples(port, expression)
     return float(result[0]["value"][1]) if result else None
+
+
+def _dashboard_queries() -> list[str]:
+    dashboard = json.loads((ROOT / "docs" / "grafana" / "riverflink.json").read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
 
 
 def _wait_for(port: int, expression: str, expected: float, timeout: float, log) -> None:
@@ -105,6 +115,11 @@ def test_prometheus_scrapes_the_jobs_counters_and_the_servers_requests(tmp_path)
             for _ in range(5):
                 assert client.predict({"key": "k0", "x": x})[0] == 200
             _wait_for(port, 'sum(riverflink_serve_requests_total{route="/predict"})', 5, 60, tmp_path / "serve.log")
+            # Every query of the Grafana dashboard in docs/ finds its series in what Prometheus scraped.
+            deadline = time.monotonic() + 60
+            while empty := [query for query in _dashboard_queries() if not _samples(port, query)]:
+                assert time.monotonic() < deadline, f"dashboard queries with no data: {empty}"
+                time.sleep(1)
     finally:
         end([job], timeout=60)
 
