@@ -1,7 +1,9 @@
 """``riverflink evaluate`` against ``river.evaluate.progressive_val_score``, labels as late as in the log."""
 
 import collections
+import html
 import json
+import re
 
 import matplotlib.colors
 import matplotlib.image
@@ -94,10 +96,12 @@ def test_evaluate_prints_a_table_and_draws_the_plot(tmp_path):
     plot = tmp_path / "mae.png"
     (tmp_path / "by_diet.py").write_text(BY_DIET)
     challenger = f"{tmp_path / 'by_diet.py'}:model"
+    page = tmp_path / "report.html"
     result = riverflink("evaluate", "--model", f"{EXAMPLES}/regressor.py:model", "--challenger", challenger,
-                        "--input", str(tmp_path / "log.jsonl"), "--plot", str(plot))
+                        "--input", str(tmp_path / "log.jsonl"), "--plot", str(plot), "--html", str(page))
     assert result.returncode == 0, result.stderr
     table = result.stdout.splitlines()
+    _assert_self_contained_report(page.read_text(), result.stdout)
     assert table[0].split() == ["model", "metric", "all", "keys", "n", "keys", "min", "median", "max"]
     assert [line.split()[:2] for line in table[1:4]] == [
         [SERVED, "MAE"], [f"{EXAMPLES}/regressor.py:model", "MAE"], [challenger, "MAE"]]
@@ -108,6 +112,23 @@ def test_evaluate_prints_a_table_and_draws_the_plot(tmp_path):
              for colour in ("C0", "C1", "C2")}  # one curve per row of the table, in its order
     # Where a key's champion served throughout, the dashed served curve lies under the model's: its legend shows.
     assert drawn["C0"] > 10 and drawn["C1"] > 200 and drawn["C2"] > 200, drawn  # a legend sample is ~20 px
+
+
+def _assert_self_contained_report(page: str, printed: str) -> None:
+    """``--html``: the printed table, and the plot with a curve and a legend entry per model, fetching nothing."""
+    table = printed[:printed.index("\nplot: ")]
+    assert html.escape(table) in page
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    models = [line.split()[0] for line in table.splitlines()[1:4]]
+    legend = re.findall(r">([^<>]+)</text>", svg)
+    assert all(html.escape(model) in legend for model in models), legend
+    paths = re.findall(r'<path d="([^"]+)"[^>]*style="([^"]*)"', svg)
+    for colour in ("#1f77b4", "#ff7f0e", "#2ca02c"):  # C0, C1, C2: a curve per row of the table, not a legend sample
+        assert any(f"stroke: {colour}" in style and path.count("\nL ") > 10 for path, style in paths), colour
+    # Nothing to fetch: no scripts, stylesheets, images or fonts from elsewhere (the SVG namespace is only a name).
+    assert not re.search(r"<(script|link|img|iframe)\b|@import|url\((?!#)", page)  # url(#id): the SVG's own clips
+    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) <= {"http://www.w3.org/2000/svg",
+                                                          "http://www.w3.org/1999/xlink"}
 
 
 @pytest.mark.kafka

@@ -8,6 +8,8 @@ key and over all keys, for the ``--model`` and each challenger.
 """
 
 import dataclasses
+import html
+import io
 import logging
 import pathlib
 import tempfile
@@ -22,7 +24,7 @@ from jobs.settings import Settings
 from state.destinations import read_records
 from state.exceptions import RiverflinkError, SettingsError
 
-__all__ = ["ModelFigures", "Evaluation", "command", "evaluate", "evaluation_table", "plot_curves", "SERVED"]
+__all__ = ["ModelFigures", "Evaluation", "command", "evaluate", "evaluation_table", "plot_curves", "html_report", "SERVED"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +66,10 @@ def command(args) -> int:
         if args.out is not None:
             prepare_file_outputs(settings.outputs, args.overwrite)
         plot = None if args.plot is None else pathlib.Path(args.plot)
-        if plot is not None and not plot.parent.is_dir():
-            raise SettingsError(f"--plot {plot}: no such directory {plot.parent}")
+        page = None if args.html is None else pathlib.Path(args.html)
+        for option, path in (("--plot", plot), ("--html", page)):
+            if path is not None and not path.parent.is_dir():
+                raise SettingsError(f"{option} {path}: no such directory {path.parent}")
         start_jvm_early("mini-cluster")  # beside the imports and model loading of the evaluation
         try:
             evaluation = evaluate(settings)
@@ -77,6 +81,9 @@ def command(args) -> int:
     if plot is not None:
         plot_curves(evaluation, plot)
         print(f"plot: {plot}")
+    if page is not None:
+        page.write_text(html_report(evaluation, ", ".join([*args.input, *args.kafka_topic])))
+        print(f"report: {page}")
     return 0
 
 
@@ -152,7 +159,7 @@ def evaluation_table(evaluation: Evaluation) -> str:
     return "\n".join(lines)
 
 
-def plot_curves(evaluation: Evaluation, path: pathlib.Path) -> None:
+def plot_curves(evaluation: Evaluation, path) -> None:
     """Draw each model's all-keys metric along the stream.
 
     Parameters
@@ -160,7 +167,8 @@ def plot_curves(evaluation: Evaluation, path: pathlib.Path) -> None:
     evaluation
         What ``evaluate`` returned.
     path
-        The image file to write, in any format matplotlib writes (by its suffix).
+        The image file to write, in any format matplotlib writes (by its suffix), or a
+        binary file object to write SVG to.
     """
     import matplotlib
 
@@ -179,7 +187,40 @@ def plot_curves(evaluation: Evaluation, path: pathlib.Path) -> None:
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
         figure.tight_layout()
-        figure.savefig(path, dpi=120)
+        if isinstance(path, (str, pathlib.Path)):
+            figure.savefig(path, dpi=120)
+        else:  # text stays text, in the fonts of whoever opens it: nothing to fetch, and searchable
+            with matplotlib.rc_context({"svg.fonttype": "none"}):
+                # No metadata block: it names the format's and matplotlib's web addresses, nothing the page needs.
+                figure.savefig(path, format="svg", metadata={"Creator": None, "Date": None, "Format": None,
+                                                             "Type": None})
     finally:
         pyplot.close(figure)
     logger.info("plot written to %s", path)
+
+
+def html_report(evaluation: Evaluation, title: str) -> str:
+    """The evaluation as one self-contained HTML page: the table, then the plot as inline SVG.
+
+    Nothing in it is fetched from elsewhere (no scripts, stylesheets, fonts or
+    images), so it opens behind a firewall and can be mailed as it is.
+
+    Parameters
+    ----------
+    evaluation
+        What ``evaluate`` returned.
+    title
+        What the page is about, e.g. the evaluated log.
+    """
+    svg = io.BytesIO()
+    plot_curves(evaluation, svg)
+    drawing = svg.getvalue().decode()
+    drawing = drawing[drawing.index("<svg"):]  # the XML declaration and doctype belong to a file, not a page
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>riverflink evaluate: {html.escape(title)}</title>\n"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:60em}pre{background:#f6f6f6;padding:1em}"
+        "svg{max-width:100%;height:auto}</style>\n</head>\n<body>\n"
+        f"<h1>riverflink evaluate</h1>\n<p>{html.escape(title)}</p>\n"
+        f"<pre>{html.escape(evaluation_table(evaluation))}</pre>\n{drawing}\n</body>\n</html>\n"
+    )

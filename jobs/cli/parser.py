@@ -171,6 +171,8 @@ def _add_evaluate(commands) -> None:
     report = evaluate.add_argument_group("evaluation")
     report.add_argument("--parallelism", type=int, default=1)
     report.add_argument("--plot", metavar="FILE.png", help="draw each model's all-keys metric along the stream")
+    report.add_argument("--html", metavar="FILE.html",
+                        help="the table and the plot as one self-contained HTML page (nothing fetched from elsewhere)")
     report.add_argument("--plot-every", type=int, metavar="N",
                         help="a point every N labelled events (default: about 200 points for file inputs)")
     report.add_argument("--out", help="keep the replay's outputs (predictions, metrics, ...) under this directory")
