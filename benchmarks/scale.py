@@ -58,6 +58,7 @@ def scattered_stream(n_keys: int, per_key: int, seed: int = 7, first_id: int = 0
 
 
 def write_events(path: pathlib.Path, events) -> int:
+    """Write ``events`` as JSON lines; returns how many."""
     n = 0
     with path.open("w") as file:
         for event in events:
@@ -81,7 +82,7 @@ class JobWatch:
         self.started_epoch = time.time() - (time.perf_counter() - started)
         self.taskmanagers = {p.name: p.pid for p in cluster_processes(home) if p.role == "taskmanager"}
         self.samples: list[Sample] = []
-        self.checkpoints: dict[int, dict] = {}  # id -> the REST API's record, once completed or failed
+        self.checkpoints: dict[int, dict] = {}  # id -> the REST API's record of a completed checkpoint
         self.failed_checkpoints = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="job-watch", daemon=True)
@@ -169,6 +170,7 @@ def directory_mib(path: pathlib.Path) -> float:
 
 
 def submit(args, port: int, inputs: pathlib.Path, out: pathlib.Path, savepoint: str | None = None):
+    """Submit the job detached, watching ``inputs`` (so it runs on once they are read); returns (job id, clock start)."""
     settings = Settings(
         model=args.model, inputs=(str(inputs),), watch_inputs=1.0,
         outputs=OutputSettings(predictions=str(out)),
@@ -257,9 +259,10 @@ def main(argv=None) -> None:
     print(f"  ratio             {job_rate / bare_rate:>10.2f}")
     done = sorted(watch.checkpoints.values(), key=lambda c: c["id"])
     durations = [c["end_to_end_duration"] / 1000 for c in done]
-    increments = [c["checkpointed_size"] / 2 ** 20 for c in done]
+    increments = [c["checkpointed_size"] / 2 ** 20 for c in done]  # what each uploaded: all of it on the heap
+    uploaded = "incremental size" if args.state_backend == "rocksdb" else "size (full)"
     print(f"  checkpoints       {len(done)} completed, {watch.failed_checkpoints} failed; duration p50 "
-          f"{percentile(durations, 0.5):.2f} s, max {max(durations):.2f} s; incremental size p50 "
+          f"{percentile(durations, 0.5):.2f} s, max {max(durations):.2f} s; {uploaded} p50 "
           f"{percentile(increments, 0.5):.1f} MiB, max {max(increments):.1f} MiB; {sum(increments):,.0f} MiB "
           f"uploaded in all ({sum(increments) * 2 ** 20 / n:,.0f} bytes per event)")
     print(f"  state             {final['state_size'] / 2 ** 20:,.0f} MiB in the checkpoint after the last event "
