@@ -268,8 +268,8 @@ def main(argv=None) -> None:
     durations = [c["end_to_end_duration"] / 1000 for c in done]
     increments = [c["checkpointed_size"] / 2 ** 20 for c in done]  # what each uploaded: all of it on the heap
     uploaded = "incremental size" if args.state_backend == "rocksdb" else "size (full)"
-    print(f"  checkpoints       {len(done)} completed, {watch.failed_checkpoints} failed after the first; duration p50 "
-          f"{percentile(durations, 0.5):.2f} s, max {max(durations):.2f} s; {uploaded} p50 "
+    print(f"  checkpoints       {len(done)} completed, {watch.failed_checkpoints} failed after the first; "
+          f"duration p50 {percentile(durations, 0.5):.2f} s, max {max(durations):.2f} s; {uploaded} p50 "
           f"{percentile(increments, 0.5):.1f} MiB, max {max(increments):.1f} MiB; {sum(increments):,.0f} MiB "
           f"uploaded in all ({sum(increments) * 2 ** 20 / n:,.0f} bytes per event)")
     print(f"  state             {final['state_size'] / 2 ** 20:,.0f} MiB in the checkpoint after the last event "

@@ -127,7 +127,6 @@ def _start(use: str | None = None, extra_jars=()):
     return gateway
 
 
-@contextlib.contextmanager
 def _extra_classpath(jars):
     """``jars`` on the classpath of a gateway started in the block, through PyFlink's one hook for that.
 
@@ -136,31 +135,28 @@ def _extra_classpath(jars):
     processes started later (a local cluster's) do not inherit the jars.
     """
     if not jars:
-        yield
-        return
-    before = os.environ.get("HADOOP_CLASSPATH")
-    os.environ["HADOOP_CLASSPATH"] = os.pathsep.join([*map(str, jars), *([before] if before else [])])
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["HADOOP_CLASSPATH"]
-        else:
-            os.environ["HADOOP_CLASSPATH"] = before
+        return contextlib.nullcontext()
+    return _variable_extended("HADOOP_CLASSPATH",
+                              lambda before: os.pathsep.join([*map(str, jars), *filter(None, [before])]))
+
+
+def _jvm_args(options: list[str]):
+    """PyFlink's ``JVM_ARGS`` with ``options`` added while the gateway starts, and as they were afterwards."""
+    return _variable_extended("JVM_ARGS", lambda before: " ".join([before or "", *options]).strip())
 
 
 @contextlib.contextmanager
-def _jvm_args(options: list[str]):
-    """PyFlink's ``JVM_ARGS`` with ``options`` added while the gateway starts, and as they were afterwards."""
-    before = os.environ.get("JVM_ARGS")
-    os.environ["JVM_ARGS"] = " ".join([before or "", *options]).strip()
+def _variable_extended(name: str, extend):
+    """The environment variable ``name`` set to ``extend(its value or None)`` in the block, and as it was afterwards."""
+    before = os.environ.get(name)
+    os.environ[name] = extend(before)
     try:
         yield
     finally:
         if before is None:
-            del os.environ["JVM_ARGS"]
+            del os.environ[name]
         else:
-            os.environ["JVM_ARGS"] = before
+            os.environ[name] = before
 
 
 def _start_noting_failure(use: str | None, extra_jars) -> None:
