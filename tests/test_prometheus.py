@@ -111,6 +111,10 @@ def test_prometheus_scrapes_the_jobs_counters_and_the_servers_requests(tmp_path)
                 _prometheus(tmp_path, {"flink": reporter, "serve": client.port}) as port:
             _wait_for(port, "sum(flink_taskmanager_job_task_operator_events_learned)", len(lines), 180, job_log)
             _wait_for(port, "sum(flink_taskmanager_job_task_operator_keys_live)", 12, 60, job_log)
+            deadline = time.monotonic() + 60  # the job's first snapshots are committed with a checkpoint
+            while client.request("GET", "/health")[1]["keys"] == 0:
+                assert time.monotonic() < deadline, f"serve holds no snapshot: {job_log.read_text()[-3000:]}"
+                time.sleep(0.2)
             x = json.loads(lines[0])["x"]
             for _ in range(5):
                 assert client.predict({"key": "k0", "x": x})[0] == 200
