@@ -150,7 +150,7 @@ def in_process_app(folder: pathlib.Path, asked: list[tuple[str, dict]], template
     served.offer_template(Snapshot(0, 1.0, dump_state(template.clone())))
     for key in {key for key, _ in asked}:
         served.offer(key, Snapshot(1, 1.0, dump_state(live_model(key, trained))))
-    return ServeApp(served, DirectoryFollower(served, folder))
+    return ServeApp(served, DirectoryFollower(served.take_record, folder))
 
 
 async def _ask_app(app: ServeApp, bodies: list[bytes], repeat: int) -> int:

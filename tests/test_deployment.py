@@ -205,6 +205,7 @@ def test_serve_follows_the_jobs_models_topic_and_forwards_to_its_input():
     args = build_parser().parse_args(command[1:])
     job = settings_from_args(build_parser().parse_args(_program_args("job")))
     assert (args.command, args.models, args.kafka_bootstrap) == ("serve", job.outputs.models_out, job.kafka.bootstrap)
+    assert (args.metrics, args.dead_letters) == (job.outputs.metrics, job.outputs.dead_letters)  # for the dashboard
     assert args.kafka_topic in job.kafka.topics and args.host == "0.0.0.0"
     assert SERVICES["serve"]["ports"] == [f"{args.port}:{args.port}"]
     assert f"localhost:{args.port}/health" in SERVICES["serve"]["healthcheck"]["test"][-1]
@@ -303,6 +304,11 @@ def test_install_script_installs_a_working_riverflink_into_a_fresh_environment(t
         where = subprocess.run([str(venv / "bin/python"), "-c", "import jobs, pyflink; print(jobs.__file__)"],
                                capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
         assert pathlib.Path(where.stdout.strip()).is_relative_to(venv), where.stdout + where.stderr
+        page = subprocess.run([str(venv / "bin/python"), "-c",
+                               "from jobs.serve.dashboard.views import Dashboard; from jobs.serve.dashboard.board "
+                               "import Board; print(len(Dashboard(Board(), {}, {}).page()))"],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+        assert page.returncode == 0 and int(page.stdout) > 1000, page.stdout + page.stderr  # package data installed
         jars = list(cache.glob("flink-kafka-connector-*/lib/flink-sql-connector-kafka-*.jar"))
         assert len(jars) == 1 and f"Kafka connector: {jars[0]}" in installed.stdout
         with zipfile.ZipFile(jars[0]) as jar:

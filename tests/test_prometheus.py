@@ -1,4 +1,5 @@
-"""A real Prometheus server scrapes a streaming job's Flink reporter (``--prometheus-port``) and ``serve``'s ``/metrics``;
+"""A real Prometheus server scrapes a streaming job's Flink reporter (``--prometheus-port``) and ``serve``'s ``/metrics``
+(requests, and the job's all-keys metric that serve follows);
 a local cluster started with a reporter port range reports from every JVM.
 
 Prometheus is Debian's ``prometheus`` package, which ``.ci/run`` installs;
@@ -107,7 +108,7 @@ def test_prometheus_scrapes_the_jobs_counters_and_the_servers_requests(tmp_path)
                   "--input", str(tmp_path / "input"), "--watch-inputs", "0.5", "--out", str(tmp_path / "out"),
                   "--checkpoint-interval", "1", "--prometheus-port", str(reporter)], job_log, cwd=ROOT)
     try:
-        with serve_process(tmp_path / "serve.log", "--models", str(tmp_path / "out" / "models-out")) as client, \
+        with serve_process(tmp_path / "serve.log", "--out", str(tmp_path / "out")) as client, \
                 _prometheus(tmp_path, {"flink": reporter, "serve": client.port}) as port:
             _wait_for(port, "sum(flink_taskmanager_job_task_operator_events_learned)", len(lines), 180, job_log)
             _wait_for(port, "sum(flink_taskmanager_job_task_operator_keys_live)", 12, 60, job_log)
@@ -119,6 +120,10 @@ def test_prometheus_scrapes_the_jobs_counters_and_the_servers_requests(tmp_path)
             for _ in range(5):
                 assert client.predict({"key": "k0", "x": x})[0] == 200
             _wait_for(port, 'sum(riverflink_serve_requests_total{route="/predict"})', 5, 60, tmp_path / "serve.log")
+            # serve follows the job's metrics too: its all-keys figure over every labelled event.
+            labelled = sum(1 for line in lines if "y" in json.loads(line))
+            _wait_for(port, 'riverflink_serve_model_metric_labelled_events{model="served"}', labelled, 60,
+                      tmp_path / "serve.log")
             # Every query of the Grafana dashboard in docs/ finds its series in what Prometheus scraped.
             deadline = time.monotonic() + 60
             while empty := [query for query in _dashboard_queries() if not _samples(port, query)]:

@@ -210,7 +210,7 @@ def test_a_loaded_server_with_no_destination_yet_is_healthy_and_says_no_template
 
 @pytest.mark.parametrize("argv, message", [
     (["--models", "kafka://models"], "kafka://models needs --kafka-bootstrap"),
-    (["--out", "x", "--kafka-topic", "events"], "--kafka-topic needs --kafka-bootstrap"),
+    (["--out", "x", "--kafka-topic", "events"], "--kafka-topic events needs --kafka-bootstrap"),
     (["--models", "m", "--live-models", "0"], "--live-models must be at least 1"),
 ])
 def test_bad_serve_arguments_are_refused_with_one_line(argv, message):

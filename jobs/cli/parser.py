@@ -227,7 +227,12 @@ def _add_serve(commands) -> None:
     follow = serve.add_argument_group("what to serve")
     where = follow.add_mutually_exclusive_group(required=True)
     where.add_argument("--models", metavar="DEST", help="a job's --models-out: a directory or kafka://TOPIC")
-    where.add_argument("--out", metavar="DIR", help="a job's --out: serve DIR/models-out")
+    where.add_argument("--out", metavar="DIR",
+                       help="a job's --out: serve DIR/models-out; the dashboard follows DIR/metrics, events, dead-letters")
+    board = serve.add_argument_group("what the dashboard at / follows (with --models; --out finds them under DIR)")
+    board.add_argument("--metrics", metavar="DEST", help="the job's --metrics: a directory or kafka://TOPIC")
+    board.add_argument("--events", metavar="DEST", help="the job's --events (drifts, promotions)")
+    board.add_argument("--dead-letters", metavar="DEST", help="the job's --dead-letters")
     follow.add_argument("--live-models", type=int, default=100_000, metavar="N",
                         help="keys whose model is kept restored; others keep only their snapshot's bytes")
     http = serve.add_argument_group("HTTP")

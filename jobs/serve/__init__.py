@@ -6,7 +6,9 @@ compacted Kafka topic) and answer ``POST /predict`` in milliseconds. See
 ``docs/serving.md``.
 
 - ``models``: every key's latest snapshot as bytes, an LRU of restored models.
-- ``followers``: a thread that reads the destination into them.
+- ``followers``: threads that read a destination (models; metrics, events
+  and dead letters for the dashboard).
 - ``app``: the ASGI application; ``prometheus``: its ``/metrics``;
-  ``forwarding``: ``POST /events`` into the job's input topic.
+  ``forwarding``: ``POST /events`` into the job's input topic;
+  ``dashboard``: the page at ``/``.
 """

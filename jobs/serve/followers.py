@@ -1,4 +1,4 @@
-"""Following what a job writes to ``--models-out``, into the served models, in a thread of its own.
+"""Following what a job writes, in a thread of its own: models, and the dashboard's metrics, events, dead letters.
 
 A directory destination holds part files that FileSink commits on
 checkpoints and never changes again: each new committed file is read once.
@@ -18,11 +18,11 @@ import logging
 import pathlib
 import threading
 import time
+from collections.abc import Callable
 
 import orjson
 
 from jobs.kafka_client import consumer
-from jobs.serve.models import ServedModels, Snapshot
 from jobs.settings import KafkaSettings
 from state.destinations import committed_files
 
@@ -32,21 +32,22 @@ logger = logging.getLogger(__name__)
 
 
 class Follower(threading.Thread):
-    """A daemon thread that feeds snapshot records into ``served`` until :meth:`stop`.
+    """A daemon thread that hands every JSON object record of a destination to ``accept`` until :meth:`stop`.
 
     Parameters
     ----------
-    served
-        Where snapshots go.
+    accept
+        Takes ``(record, received)``, ``received`` being when the record was read (epoch seconds);
+        raises ValueError for a record it cannot take, which is logged and counted, never fatal.
     poll_seconds
         How long one look at the destination waits for something new.
     """
 
-    def __init__(self, served: ServedModels, poll_seconds: float = 0.1):
+    def __init__(self, accept: Callable[[dict, float], None], poll_seconds: float = 0.1):
         super().__init__(daemon=True, name=f"riverflink-{type(self).__name__}")
-        self.served = served
+        self.accept = accept
         self.poll_seconds = poll_seconds
-        self.loaded = threading.Event()  # what the destination held at start is in `served`
+        self.loaded = threading.Event()  # what the destination held at start is accepted
         self.records = 0
         self.bad_records = 0
         self.error: BaseException | None = None  # what stopped the thread, for /health to report
@@ -73,35 +74,30 @@ class Follower(threading.Thread):
         raise NotImplementedError
 
     def take(self, line: bytes | str, received: float) -> None:
-        """Offer one snapshot line; a line that is no snapshot is logged and counted, never fatal."""
+        """Offer one line; a line ``accept`` cannot take is logged and counted, never fatal."""
         self.records += 1
         try:
             record = orjson.loads(line)
             if not isinstance(record, dict):
-                raise ValueError(f"a JSON {type(record).__name__}, not a snapshot object")
-            snapshot = Snapshot.from_record(record, received)
-            if record.get("template"):
-                self.served.offer_template(snapshot)
-            elif isinstance(record.get("key"), str):
-                self.served.offer(record["key"], snapshot)
-            else:
-                raise ValueError("a model snapshot needs a string 'key'")
-        except (ValueError, orjson.JSONDecodeError) as exc:
+                raise ValueError(f"a JSON {type(record).__name__}, not an object")
+            self.accept(record, received)
+        except ValueError as exc:  # orjson.JSONDecodeError is a ValueError too
             self.bad_records += 1
-            logger.warning("skipped a record of %s that is no model snapshot: %s", self.describe(), exc)
+            logger.warning("skipped a record of %s: %s", self.describe(), exc)
 
 
 class DirectoryFollower(Follower):
-    """Follows a ``--models-out`` directory: every committed part file, read once, in name order.
+    """Follows an output directory: every committed part file, read once, in name order.
 
     Parameters
     ----------
     destination
-        The directory the job writes snapshots to; it may not exist yet.
+        The directory the job writes to; it may not exist yet.
     """
 
-    def __init__(self, served: ServedModels, destination: str | pathlib.Path, poll_seconds: float = 0.1):
-        super().__init__(served, poll_seconds)
+    def __init__(self, accept: Callable[[dict, float], None], destination: str | pathlib.Path,
+                 poll_seconds: float = 0.1):
+        super().__init__(accept, poll_seconds)
         self.destination = pathlib.Path(destination)
         self._read: set[pathlib.Path] = set()
 
@@ -128,18 +124,19 @@ class DirectoryFollower(Follower):
 
 
 class KafkaFollower(Follower):
-    """Follows a ``kafka://TOPIC`` models destination from its first offsets, committed records only.
+    """Follows a ``kafka://TOPIC`` destination from its first offsets, committed records only.
 
     Parameters
     ----------
     kafka
         The bootstrap servers and client properties.
     topic
-        The models topic; a topic that does not exist yet is waited for (the job's sink creates it).
+        The topic; a topic that does not exist yet is waited for (the job's sink creates it).
     """
 
-    def __init__(self, served: ServedModels, kafka: KafkaSettings, topic: str, poll_seconds: float = 0.1):
-        super().__init__(served, poll_seconds)
+    def __init__(self, accept: Callable[[dict, float], None], kafka: KafkaSettings, topic: str,
+                 poll_seconds: float = 0.1):
+        super().__init__(accept, poll_seconds)
         self.kafka = kafka
         self.topic = topic
 
@@ -173,6 +170,6 @@ class KafkaFollower(Follower):
                             self.take(message.value, received)
                 if not self.loaded.is_set() and all(client.position(tp) >= end for tp, end in ends.items()):
                     self.loaded.set()
-                    logger.info("loaded %d keys from %s", len(self.served), self.describe())
+                    logger.info("loaded %d records from %s", self.records, self.describe())
         finally:
             client.close()

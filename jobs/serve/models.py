@@ -172,6 +172,22 @@ class ServedModels:
             self._restored.pop(key, None)
             return True
 
+    def take_record(self, record: dict, received: float) -> None:
+        """Offer a models output record: a key's snapshot, or the job's template (a follower's ``accept``).
+
+        Raises
+        ------
+        ValueError
+            If the record is no model snapshot.
+        """
+        snapshot = Snapshot.from_record(record, received)
+        if record.get("template"):
+            self.offer_template(snapshot)
+        elif isinstance(record.get("key"), str):
+            self.offer(record["key"], snapshot)
+        else:
+            raise ValueError("a model snapshot needs a string 'key'")
+
     def offer_template(self, snapshot: Snapshot) -> None:
         """Keep the job's template, what keys without a snapshot are answered by; the one written last wins."""
         model = load_state(snapshot.blob)

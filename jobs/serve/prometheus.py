@@ -1,7 +1,8 @@
 """``GET /metrics`` of ``riverflink serve``: Prometheus text, ``riverflink_serve_*`` series.
 
 Request counts and latencies are recorded per route; what the served models
-hold (keys, restored models, bytes, how old the newest snapshot is) is read
+hold (keys, restored models, bytes, how old the newest snapshot is) and each
+model's all-keys metric (from the job's metrics the dashboard follows) are read
 when Prometheus scrapes, so a request pays for none of it.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 __all__ = ["ServeMetrics"]
 
@@ -26,11 +28,13 @@ class ServeMetrics:
         The served models (``jobs.serve.models.ServedModels``), read at scrape time.
     follower
         The thread following the models destination (``jobs.serve.followers.Follower``).
+    board
+        The dashboard's figures (``jobs.serve.dashboard.board.Board``), for each model's all-keys metric.
     """
 
     content_type = CONTENT_TYPE_LATEST.encode()
 
-    def __init__(self, served, follower):
+    def __init__(self, served, follower, board):
         self.registry = registry = CollectorRegistry()
         self.requests = Counter("riverflink_serve_requests", "HTTP requests answered, by route and status",
                                 ["route", "status"], registry=registry)
@@ -54,6 +58,7 @@ class ServeMetrics:
         }
         for name, (documentation, read) in gauges.items():
             Gauge(f"riverflink_serve_{name}", documentation, registry=registry).set_function(read)
+        registry.register(_ModelMetrics(board))
         self._children = {}
 
     def observe(self, route: str, status: int, seconds: float) -> None:
@@ -68,3 +73,25 @@ class ServeMetrics:
     def exposition(self) -> bytes:
         """Every series in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+class _ModelMetrics:
+    """Each model's latest all-keys figure: ``riverflink_serve_model_metric{model, metric}`` and its labelled events."""
+
+    def __init__(self, board):
+        self.board = board
+
+    def describe(self):  # the series exist only once metrics are read: nothing to check at registration
+        return []
+
+    def collect(self):
+        value = GaugeMetricFamily("riverflink_serve_model_metric",
+                                  "The job's latest all-keys progressive metric, by model (served: as served)",
+                                  labels=["model", "metric"])
+        labelled = GaugeMetricFamily("riverflink_serve_model_metric_labelled_events",
+                                     "Labelled events behind riverflink_serve_model_metric, by model", labels=["model"])
+        for model, record in self.board.overall().items():
+            value.add_metric([model, str(record.get("metric"))], float(record["value"]))
+            labelled.add_metric([model], record["n"])
+        yield value
+        yield labelled
