@@ -151,6 +151,7 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outp
         metrics_interval_ms=Settings.ms(settings.tuning.metrics_interval),
         snapshot_interval_ms=Settings.ms(settings.tuning.snapshot_interval),
         label_ttl_ms=Settings.ms(settings.label_ttl),
+        arms=settings.arms,
         key_ttl_ms=Settings.ms(settings.key_ttl),
         cache_bytes=int(settings.tuning.key_cache_mb * 2**20),
         warm_start=settings.lifecycle.warm_start,
@@ -192,6 +193,8 @@ def load_models(settings: Settings) -> tuple[dict, Kind, object]:
         if other is not kind:
             raise SettingsError(f"--challenger {spec} is a {other.value}, but --model is a {kind.value}")
     metric = make_metric(kind, settings.metric, templates[settings.model])
+    if settings.arms is not None and kind is not Kind.BANDIT:
+        raise SettingsError(f"--arms is for a bandit policy, and --model is a {kind.value}")
     if settings.has_lifecycle:  # what depends on the models: the metric judges challengers, the kind has errors
         detector = None if settings.lifecycle.drift_detector is None else make_detector(settings.lifecycle.drift_detector, kind)
         check_lifecycle(kind, metric, challenged=len(templates) > 1, drift_detection=detector is not None)

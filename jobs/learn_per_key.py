@@ -38,7 +38,7 @@ expose_worker_environment()
 # each with the part of Settings it sets. Sources, sinks, checkpointing, parallelism and the state backend
 # are the user's environment's.
 OPTIONS = {
-    "metric": None, "label_ttl": None, "key_ttl": None, "execution_mode": None,
+    "metric": None, "label_ttl": None, "arms": None, "key_ttl": None, "execution_mode": None,
     "challengers": "lifecycle", "warm_start": "lifecycle", "promotion_window": "lifecycle",
     "promotion_margin": "lifecycle", "drift_detector": "lifecycle", "on_drift": "lifecycle",
     "key_cache_mb": "tuning", "batch_lines": "tuning", "batch_delay": "tuning", "profile": "tuning",

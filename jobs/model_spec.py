@@ -15,6 +15,7 @@ import sys
 import cloudpickle
 from river import base
 
+from operators.bandits import is_policy
 from operators.model_kinds import Kind, kind_of
 from state.exceptions import ModelSpecError
 
@@ -28,7 +29,7 @@ def load_template(spec: str) -> tuple[base.Estimator, Kind]:
     ----------
     spec
         ``package.module:name``, ``path/to/file.py:name`` or ``path/to/model.pkl``.
-        ``name`` is a river estimator, or a callable that returns one when called
+        ``name`` is a river estimator (or bandit policy), or a callable that returns one when called
         without arguments. A ``file.py`` is registered with cloudpickle to travel
         by value.
 
@@ -66,7 +67,7 @@ def load_template(spec: str) -> tuple[base.Estimator, Kind]:
         raise ModelSpecError(
             f"--model {spec}: expected package.module:name, path/to/file.py:name or path/to/model.pkl"
         )
-    if not isinstance(obj, base.Estimator):
+    if not isinstance(obj, base.Estimator) and not is_policy(obj):
         obj = _call_factory(spec, obj)
     try:
         return obj, kind_of(obj)
@@ -116,6 +117,6 @@ def _call_factory(spec: str, factory):
         model = factory()
     except Exception as exc:
         raise ModelSpecError(f"--model {spec}: calling it raised {type(exc).__name__}: {exc}") from exc
-    if not isinstance(model, base.Estimator):
+    if not isinstance(model, base.Estimator) and not is_policy(model):
         raise ModelSpecError(f"--model {spec}: calling it returned a {type(model).__name__}, not a river estimator")
     return model

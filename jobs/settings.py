@@ -220,6 +220,7 @@ class Settings:
     watch_inputs: float | None = None  # seconds between looks for new files; None: read the inputs once
     metric: str | None = None
     label_ttl: float | None = None
+    arms: tuple[str, ...] | None = None  # a bandit's arms for decisions that name none
     key_ttl: float | None = None
     parallelism: int = 1
     execution_mode: str = "thread"

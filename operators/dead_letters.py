@@ -37,12 +37,17 @@ class Reason:
     UNKNOWN_ID = "unknown_id"
     EXPIRED_ID = "expired_id"
     MODEL_ERROR = "model_error"
+    # Bandits (SPEC §7): a decision without arms, arms that are not a list of strings or integers,
+    # a logged arm that is not one of them.
+    MISSING_ARMS = "missing_arms"
+    INVALID_ARMS = "invalid_arms"
+    INVALID_ARM = "invalid_arm"
 
     ALL = frozenset(
         {
             NO_VALUE, NOT_JSON, NOT_OBJECT, MISSING_KEY, INVALID_KEY, INVALID_FEATURES, NON_FINITE,
             INVALID_TARGET, INVALID_ID, INVALID_TS, NOTHING_TO_DO, UNKNOWN_ID, EXPIRED_ID,
-            MODEL_ERROR,
+            MODEL_ERROR, MISSING_ARMS, INVALID_ARMS, INVALID_ARM,
         }
     )
 

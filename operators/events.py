@@ -40,6 +40,10 @@ class Event:
     raw
         The original line, so a later failure (a model error, an unknown id) can
         still produce a dead letter with it.
+    arms
+        A bandit decision's arms to choose from (strings or integers, at least one, none twice), or None.
+    arm
+        The arm a logged interaction pulled (a bandit replay, SPEC §7), or None.
 
     Examples
     --------
@@ -54,6 +58,8 @@ class Event:
     id: str | None
     ts: float | None
     raw: str
+    arms: list | None = None
+    arm: str | int | None = None
 
     @property
     def is_label_only(self) -> bool:
@@ -68,7 +74,7 @@ class _Rejected(Exception):
         self.detail = detail
 
 
-def decode_event(line: str | None) -> Event | DeadLetter:
+def decode_event(line: str | None, decisions: bool = False) -> Event | DeadLetter:
     """Validate one JSON line (None: a Kafka record with no value).
 
     Never raises on bad input: whatever a model could choke on becomes a dead
@@ -78,6 +84,9 @@ def decode_event(line: str | None) -> Event | DeadLetter:
     ----------
     line
         One raw event line, as read from a file or a Kafka record's value; None for a tombstone.
+    decisions
+        The job's model is a bandit policy: an event with an ``id`` and neither
+        ``x`` nor ``y`` is a decision on the job's ``--arms`` (SPEC §7).
 
     Returns
     -------
@@ -86,8 +95,12 @@ def decode_event(line: str | None) -> Event | DeadLetter:
 
     Examples
     --------
-    >>> decode_event('{"key": 7, "x": {"a": 1.5, "b": null}, "y": true}')
-    Event(key='7', x={'a': 1.5}, y=True, id=None, ts=None, raw='{"key": 7, "x": {"a": 1.5, "b": null}, "y": true}')
+    >>> event = decode_event('{"key": 7, "x": {"a": 1.5, "b": null}, "y": true}')
+    >>> event.key, event.x, event.y, event.id, event.ts
+    ('7', {'a': 1.5}, True, None, None)
+    >>> decoded = decode_event('{"key": "u1", "id": "d1", "arms": ["a", "b"]}', decisions=True)
+    >>> decoded.x, decoded.arms, decoded.is_label_only
+    ({}, ['a', 'b'], False)
     >>> decode_event('{"key": "k", "x": {"a": NaN}}').reason
     'non_finite_value'
     >>> rejected = decode_event('{"x": {"a": 1}}')
@@ -111,8 +124,25 @@ def decode_event(line: str | None) -> Event | DeadLetter:
         y = _target(record.get("y"))
         event_id = _event_id(record.get("id"))
         ts = _timestamp(record.get("ts"))
+        if decisions:  # other jobs ignore these fields, as any field they do not read
+            arms, arm = _arms(record.get("arms")), _arm(record.get("arm"))
     except _Rejected as rejected:
         return DeadLetter(line, rejected.reason, rejected.detail, key)
+    if decisions:
+        if event_id is None:
+            return DeadLetter(line, Reason.NOTHING_TO_DO, "a decision or a reward needs an 'id'", key)
+        if arm is not None and (arms is None or y is None):
+            return DeadLetter(line, Reason.NOTHING_TO_DO, "a logged 'arm' needs the 'arms' it was one of and its "
+                                                          "reward 'y'", key)
+        if y is not None and (type(y) is bool or type(y) is str):
+            return DeadLetter(line, Reason.INVALID_TARGET, f"a reward 'y' must be a number, not {type(y).__name__}",
+                              key)
+        if y is not None and arm is None and (x is not None or arms is not None):
+            return DeadLetter(line, Reason.NOTHING_TO_DO, "a reward comes alone, with its decision's 'id', or in a "
+                                                          "logged interaction with the 'arm' pulled", key)
+        if arms is not None and x is None:
+            x = {}
+        return Event(key=key, x=x, y=y, id=event_id, ts=ts, raw=line, arms=arms, arm=arm)
     if x is None and y is None:
         return DeadLetter(line, Reason.NOTHING_TO_DO, "an event needs features 'x', a target 'y', or both", key)
     if x is None and event_id is None:
@@ -210,6 +240,25 @@ def _event_id(event_id) -> str | None:
     if isinstance(event_id, bool) or not isinstance(event_id, (str, int)):
         raise _Rejected(Reason.INVALID_ID, f"'id' must be a string, not {type(event_id).__name__}")
     return str(event_id)
+
+
+def _arm(arm):
+    if arm is None or type(arm) is str or type(arm) is int:
+        return arm
+    raise _Rejected(Reason.INVALID_ARM, f"'arm' must be a string or an integer, not {type(arm).__name__}")
+
+
+def _arms(arms) -> list | None:
+    if arms is None:
+        return None
+    if type(arms) is not list or not arms:
+        raise _Rejected(Reason.INVALID_ARMS, "'arms' must be a non-empty list of strings or integers")
+    for arm in arms:
+        if type(arm) is not str and type(arm) is not int:
+            raise _Rejected(Reason.INVALID_ARMS, f"an arm is a string or an integer, not {type(arm).__name__}")
+    if len(set(arms)) != len(arms):
+        raise _Rejected(Reason.INVALID_ARMS, "an arm is listed twice in 'arms'")
+    return arms
 
 
 def _timestamp(ts) -> float | None:

@@ -32,6 +32,8 @@ class LearnerConfig:
         How often keys report a model snapshot (processing time).
     label_ttl_ms
         How long a prediction waits for its label; None is forever.
+    arms
+        A bandit policy's arms for decisions that name none; None: each decision names its arms.
     key_ttl_ms
         How long a key may go without an event before its state is dropped; None is forever.
     cache_bytes
@@ -63,6 +65,7 @@ class LearnerConfig:
     metrics_interval_ms: int
     snapshot_interval_ms: int
     label_ttl_ms: int | None = None
+    arms: tuple | None = None
     key_ttl_ms: int | None = None
     cache_bytes: int = 0
     warm_start: bool = False

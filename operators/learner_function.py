@@ -43,7 +43,7 @@ from operators.garbage_collection import freeze_long_lived
 from operators.learner_config import LearnerConfig
 from operators.learning_step import LearningStep
 from operators.lifecycle import LifecyclePolicy
-from operators.model_kinds import make_metric
+from operators.model_kinds import Kind, make_metric
 from operators.outputs import ALL_KEYS, DEAD_LETTERS, LIFECYCLE_EVENTS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from operators.records import metric_record, model_snapshot_record, to_json
 from operators.timers import END_OF_INPUT, KeyExpiry, next_boundary
@@ -94,7 +94,8 @@ class LearnerFunction(KeyedProcessFunction):
         if config.lifecycle is not None:
             policy = LifecyclePolicy.from_options(config.kind, new_models, new_metric, config.lifecycle)
         self.step = LearningStep(config.kind, new_model=new_models[first], new_metric=new_metric,
-                                 label_ttl_ms=config.label_ttl_ms, policy=policy)
+                                 label_ttl_ms=config.label_ttl_ms, policy=policy, arms=config.arms)
+        self.decisions = config.kind is Kind.BANDIT
         group = runtime_context.get_metrics_group()
         self.keys_read = BatchedCounter(group.counter("keys_read_from_state"))  # not in the cache: read, replayed
         self.store = KeyStore(
@@ -152,7 +153,7 @@ class LearnerFunction(KeyedProcessFunction):
     def _process_line(self, key: str, line: str, ctx, predictions: list, side_outputs: list) -> None:
         """Learn from one raw event line routed to ``key`` (the current key); outputs go to the two lists."""
         started = time.perf_counter()
-        event = decode_event(line)
+        event = decode_event(line, self.decisions)
         if isinstance(event, DeadLetter) or event.key != key:
             self._reject_line(line, event, side_outputs)
             return

@@ -22,6 +22,7 @@ whole state, or writing the ids, after each event.
 import dataclasses
 import typing
 
+from operators.bandits import BanditVerbs, policy_for_key
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import Event, decode_event
 from operators.lifecycle import Lifecycle, LifecyclePolicy
@@ -47,14 +48,16 @@ class KeyState:
     model_version: int = 0  # learn steps made so far
     metric_n: int = 0  # metric updates made so far
     lifecycle: Lifecycle | None = None  # challengers and drift detection, when the job has them
+    keyed: bool = False  # a bandit policy: seeded for its key (operators.bandits.policy_for_key)
 
     @property
     def changed_since_new(self) -> bool:
         """Whether any event has changed this state (a key's ids may change first: predictions waiting for labels).
 
-        Every change learns or scores: a drift reset restarts ``model_version`` only on a scored event.
+        Every change learns or scores, or pulls a bandit's arm (which seeds the key's policy first): a drift
+        reset restarts ``model_version`` only on a scored event.
         """
-        return self.model_version > 0 or self.metric_n > 0
+        return self.model_version > 0 or self.metric_n > 0 or self.keyed
 
 
 # Not frozen: a frozen dataclass's __init__ costs four times as much, once or more per event.
@@ -102,6 +105,8 @@ class LearningStep:
         How long a prediction waits for its label; None is forever.
     policy
         Challengers and drift detection (``operators.lifecycle``), or None for one model per key.
+    arms
+        A bandit's arms for decisions that name none (``--arms``); None: every decision names its arms.
 
     Examples
     --------
@@ -118,13 +123,17 @@ class LearningStep:
     """
 
     def __init__(self, kind: Kind, new_model, new_metric, label_ttl_ms: int | None = None,
-                 policy: LifecyclePolicy | None = None):
+                 policy: LifecyclePolicy | None = None, arms: tuple | None = None):
         self.kind = kind
         self.new_model = new_model
         self.new_metric = new_metric
         self.label_ttl_ms = label_ttl_ms
         self.policy = policy
-        self.predictor = Predictor.for_model(kind, new_metric(), new_model())
+        template = new_model()
+        self.predictor = Predictor.for_model(kind, new_metric(), template)
+        self.bandit = BanditVerbs.for_policy(template) if kind is Kind.BANDIT else None
+        self.bandit_template = template
+        self.arms = None if arms is None else list(arms)
 
     def new_state(self) -> KeyState:
         state = KeyState(model=self.new_model(), metric=self.new_metric())
@@ -153,6 +162,8 @@ class LearningStep:
             return self._label(state, ids, event, kept, now_ms)
         if kept is not None:
             return _DUPLICATE
+        if self.bandit is not None:
+            return self._decide(state, ids, event, now_ms)
         life = state.lifecycle
         predictor = self._predictor(state)
         try:
@@ -199,7 +210,10 @@ class LearningStep:
         life = state.lifecycle
         predictor = self._predictor(state)
         try:
-            if learns:
+            if self.bandit is not None:  # a reward for the arm pulled (``for_metric``)
+                self.bandit.update(state.model, for_metric, x, event.y)
+                state.model_version += 1
+            elif learns:
                 predictor.learn(state.model, x, event.y)
                 if life is not None:
                     self.policy.shadow_learn(life, x, event.y)
@@ -211,6 +225,40 @@ class LearningStep:
         changed = learns or metric_update is not None or bool(model_updates)
         return Outcome(metric_update=metric_update, model_updates=model_updates, events=events,
                        learned=learns, replay=(event.raw, kept, now_ms), state_changed=changed)
+
+    def _decide(self, state: KeyState, ids, event: Event, now_ms: int) -> Outcome:
+        """A bandit decision: pull an arm, and keep it under the event's id for its reward (SPEC §7).
+
+        A logged interaction (``arm`` and ``y`` given) pulls too, and learns
+        its reward only when the pull is the logged arm: river's replay
+        (``bandit.evaluate_offline``).
+        """
+        arms = event.arms or self.arms
+        if arms is None:
+            detail = "a decision needs its 'arms' (or the job's --arms)"
+            return Outcome(dead_letter=DeadLetter(event.raw, Reason.MISSING_ARMS, detail, event.key))
+        if event.arm is not None and event.arm not in arms:
+            detail = f"the logged arm {event.arm!r} is not one of the arms {arms!r}"
+            return Outcome(dead_letter=DeadLetter(event.raw, Reason.INVALID_ARM, detail, event.key))
+        bandit, x = self.bandit, event.x if self.bandit.contextual else None
+        metric_update = None
+        try:
+            if not state.keyed:  # the key's own exploration, whatever policy the fresh state held
+                state.model, state.keyed = policy_for_key(self.bandit_template, event.key), True
+            arm = bandit.pull(state.model, arms, x)
+            served = Prediction(event.key, event.id, event.ts, arm, state.model_version, {})
+            learns = event.arm is not None and arm == event.arm
+            if learns:
+                bandit.update(state.model, arm, x, event.y)
+                state.model_version += 1
+                metric_update = self._update_metric(state, event.y, arm)
+        except Exception as exc:  # any policy failure becomes a dead letter; the caller rolls back
+            return self._model_error(event, exc)
+        if event.id is not None:
+            ids[event.id] = (DONE,) if event.arm is not None else (PENDING, x, arm, now_ms)
+        # A pull changes the policy even when nothing is learned: its random draws go on.
+        return Outcome(prediction=served, metric_update=metric_update, learned=learns,
+                       replay=(event.raw, None, now_ms), state_changed=True)
 
     def _judge(self, state: KeyState, event: Event, for_metric) -> tuple:
         """Score what was predicted for ``event``'s id against its label: ``(metric update, model updates, events)``.
@@ -239,7 +287,7 @@ class LearningStep:
         to this state).
         """
         raw, kept, now_ms = entry
-        event = decode_event(raw)
+        event = decode_event(raw, decisions=self.bandit is not None)
         ids = {} if kept is None else {event.id: kept}
         outcome = self.process(state, ids, event, now_ms) if isinstance(event, Event) else None
         if outcome is None or outcome.replay != entry:

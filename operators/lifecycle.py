@@ -88,6 +88,8 @@ def check_lifecycle(kind: Kind, metric, challenged: bool, drift_detection: bool)
         raise SettingsError(f"--challenger: the metric {type(metric).__name__} cannot be computed over a window")
     if drift_detection and not kind.supervised:
         raise SettingsError(f"--drift-detector watches a model's errors against labels; a {kind.value} has none")
+    if kind is Kind.BANDIT and (challenged or drift_detection):
+        raise SettingsError("--challenger and --drift-detector do not take bandit policies yet: run a policy alone")
 
 
 class LifecyclePolicy:

@@ -14,6 +14,7 @@ from river import base, compose, metrics
 from river.time_series.base import Forecaster
 from river.utils import inspect as river_inspect
 
+from operators.bandits import MeanReward, is_policy
 from state.exceptions import ModelSpecError, SettingsError
 
 __all__ = ["Kind", "kind_of", "make_metric", "Predictor"]
@@ -33,11 +34,12 @@ class Kind(enum.Enum):
     ANOMALY_DETECTOR = "anomaly_detector"
     CLUSTERER = "clusterer"
     FORECASTER = "forecaster"
+    BANDIT = "bandit"  # a river.bandit policy: decisions, and rewards for them (operators.bandits)
 
     @property
     def supervised(self) -> bool:
-        """Whether the model learns from ``y`` (and so waits for delayed labels)."""
-        return self in (Kind.CLASSIFIER, Kind.REGRESSOR, Kind.FORECASTER)
+        """Whether the model learns from ``y`` (and so waits for delayed labels, or a bandit's rewards)."""
+        return self in (Kind.CLASSIFIER, Kind.REGRESSOR, Kind.FORECASTER, Kind.BANDIT)
 
 
 _DEFAULT_METRIC = {
@@ -46,6 +48,7 @@ _DEFAULT_METRIC = {
     Kind.ANOMALY_DETECTOR: "ROCAUC",
     Kind.CLUSTERER: None,
     Kind.FORECASTER: "MAE",
+    Kind.BANDIT: "MeanReward",
 }
 
 
@@ -76,9 +79,11 @@ def kind_of(model) -> Kind:
     >>> kind_of(preprocessing.StandardScaler())
     Traceback (most recent call last):
     ...
-    state.exceptions.ModelSpecError: StandardScaler is a river transformer, not a classifier, regressor, anomaly detector, clusterer or forecaster
+    state.exceptions.ModelSpecError: StandardScaler is a river transformer, not a classifier, regressor, anomaly detector, clusterer, forecaster or bandit policy
     """
     name = type(model).__name__
+    if is_policy(model):
+        return Kind.BANDIT
     if not isinstance(model, base.Estimator):
         raise ModelSpecError(f"{name} is not a river estimator")
     if river_inspect.isactivelearner(model) or river_inspect.isanomalyfilter(model):
@@ -97,7 +102,8 @@ def kind_of(model) -> Kind:
         return Kind.CLUSTERER
     what = "transformer" if river_inspect.istransformer(model) else "estimator of an unsupported kind"
     raise ModelSpecError(
-        f"{name} is a river {what}, not a classifier, regressor, anomaly detector, clusterer or forecaster"
+        f"{name} is a river {what}, not a classifier, regressor, anomaly detector, clusterer, forecaster "
+        "or bandit policy"
     )
 
 
@@ -138,6 +144,10 @@ def make_metric(kind: Kind, name: str | None, model) -> metrics.base.Metric | No
     name = name or _DEFAULT_METRIC[kind]
     if name is None:
         return None
+    if kind is Kind.BANDIT or name == MeanReward.__name__:
+        if (kind is Kind.BANDIT) != (name == MeanReward.__name__):
+            raise SettingsError(f"--metric {name}: a bandit policy is judged by MeanReward, and only a policy is")
+        return MeanReward()
     metric_class = getattr(metrics, name, None)
     if not isinstance(metric_class, type) or not issubclass(metric_class, metrics.base.Metric):
         raise SettingsError(f"--metric {name!r} is not a metric class of river.metrics")

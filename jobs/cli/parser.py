@@ -43,10 +43,19 @@ def _key_value(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
+def _arms(text: str) -> tuple[str, ...]:
+    arms = tuple(arm.strip() for arm in text.split(","))
+    if not all(arms) or len(set(arms)) != len(arms):
+        raise argparse.ArgumentTypeError("must be distinct arm names separated by commas")
+    return arms
+
+
 def _add_judging(group) -> None:
     """How predictions are scored: the same for a run and an evaluation."""
     group.add_argument("--metric", help="a river.metrics class name (default by model kind)")
     group.add_argument("--label-ttl", type=_positive_float, metavar="S", help="how long a prediction waits for its label")
+    group.add_argument("--arms", type=_arms, metavar="A,B,...",
+                       help="a bandit policy's arms, for decisions that name none (docs/bandits.md)")
 
 
 def _add_kafka_client(group) -> None:
@@ -313,6 +322,7 @@ def settings_from_args(args: argparse.Namespace, scratch: str | None = None) -> 
         watch_inputs=args.watch_inputs,
         metric=args.metric,
         label_ttl=args.label_ttl,
+        arms=args.arms,
         key_ttl=args.key_ttl,
         parallelism=args.parallelism,
         execution_mode=args.execution_mode,
@@ -346,6 +356,7 @@ def _evaluation_settings(args, lifecycle: LifecycleSettings, reported: bool, out
         inputs=tuple(args.input),
         metric=args.metric,
         label_ttl=args.label_ttl,
+        arms=args.arms,
         parallelism=args.parallelism,
         job_name="riverflink-evaluate",
         kafka=KafkaSettings(
