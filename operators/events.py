@@ -13,7 +13,7 @@ import math
 from operators.dead_letters import DeadLetter, Reason
 from state.json_lines import parse_json
 
-__all__ = ["Event", "decode_event", "decode_query"]
+__all__ = ["Event", "decode_event", "decode_query", "decode_arms"]
 
 
 # Not frozen: a frozen dataclass's __init__ costs four times as much, once or more per event.
@@ -183,6 +183,20 @@ def decode_query(record) -> tuple[str, dict] | DeadLetter:
     except _Rejected as rejected:
         return DeadLetter("", rejected.reason, rejected.detail, key)
     return key, {} if x is None else x
+
+
+def decode_arms(arms) -> list | DeadLetter:
+    """A bandit question's ``arms``, checked as a decision's are (``riverflink serve``); a dead letter if wrong.
+
+    >>> decode_arms(["a", 2]), decode_arms(None).reason, decode_arms(["a", "a"]).reason
+    (['a', 2], 'missing_arms', 'invalid_arms')
+    """
+    if arms is None:
+        return DeadLetter("", Reason.MISSING_ARMS, "a bandit policy is asked with the 'arms' to choose from")
+    try:
+        return _arms(arms)
+    except _Rejected as rejected:
+        return DeadLetter("", rejected.reason, rejected.detail)
 
 
 def _key(record: dict) -> str:

@@ -10,24 +10,46 @@ state backends.
 """
 
 import collections
+import copy
+import json
 import pickle
 import random
+import time
 
 import pytest
+from river import bandit, stats
 
+from jobs.cli.evaluate import evaluate
+from jobs.cli.metric_reports import final_metrics
+from jobs.cli.parser import build_parser
+from jobs.cli.serve import build_app
+from jobs.settings import OutputSettings, Settings, TuningSettings
 from operators.bandits import MeanReward, key_seed, policy_for_key
 from operators.dead_letters import DeadLetter
 from operators.events import decode_event
 from operators.learning_step import LearningStep
 from operators.model_kinds import Kind, kind_of, make_metric
+from operators.records import model_snapshot_record, template_record
+from state.destinations import read_records
+from state.envelope import dump_state
 from state.exceptions import SettingsError
 from tests.support import bandits
 from tests.support.bandits import ARMS, EPSILON_GREEDY, LIN_UCB, bandit_stream, policy_loop
 from tests.support.flink import run
+from tests.support.serving import serve_in_thread
 
 BAD_REASONS = collections.Counter({"invalid_arms": 2, "invalid_arm": 1, "invalid_target": 1, "unknown_id": 1})
 POLICIES = {"epsilon-greedy": (EPSILON_GREEDY, bandits.epsilon_greedy, False),
             "lin-ucb": (LIN_UCB, bandits.lin_ucb, True)}
+
+
+def _until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _state_of(value):
@@ -118,3 +140,74 @@ def test_the_job_decides_and_learns_as_a_plain_river_loop_at_parallelism_2(tmp_p
         key: (result.mean_reward.get(), result.updates) for key, result in expected.items() if result.updates}
     assert {key: _state_of(policy) for key, policy in outputs.models.items()} == {
         key: _state_of(result.policy) for key, result in expected.items()}
+
+
+@pytest.mark.unit
+def test_serve_answers_the_arm_a_keys_policy_would_pull_now_without_changing_it(tmp_path):
+    template = bandits.epsilon_greedy
+    policy = policy_for_key(template, "user-0")
+    for step in range(40):
+        policy.update(policy.pull(ARMS), float(step % 3 == 0))
+    (tmp_path / "part-0").write_text(template_record(dump_state(template.clone()), 1_000) + "\n"
+                                     + model_snapshot_record("user-0", 40, dump_state(policy), 2_000) + "\n")
+    app = build_app(build_parser().parse_args(["serve", "--models", str(tmp_path)]))
+    app.follower.start()
+    with serve_in_thread(app) as client:
+        assert _until(client.healthy)
+        expected = [copy.deepcopy(policy).pull(ARMS) for _ in range(3)]
+        answers = [client.predict({"key": "user-0", "arms": ARMS}) for _ in range(3)]
+        assert [(status, answer["prediction"], answer["model_version"]) for status, answer in answers] == [
+            (200, arm, 40) for arm in expected]  # the same arm each time: a copy pulls
+        status, unseen = client.predict({"key": "user-9", "arms": ARMS})
+        assert (status, unseen["prediction"], unseen["model_version"]) == (
+            200, policy_for_key(template, "user-9").pull(ARMS), 0)
+        for request, reason in (({"key": "user-0"}, "missing_arms"), ({"key": "user-0", "arms": []}, "invalid_arms"),
+                                ({"key": "user-0", "arms": ["a", None]}, "invalid_arms")):
+            status, answer = client.predict(request)
+            assert (status, answer["error"]) == (400, reason), request
+        status, described = client.request("GET", "/models/user-0")
+        assert status == 200 and described["kind"] == "bandit" and described["model"].startswith("EpsilonGreedy(")
+
+
+def logged_interactions(n_keys: int = 5, n_events: int = 1500, contextual: bool = False, seed: int = 3) -> list[str]:
+    """A log of a uniform random logging policy: each key's best arm differs, rewards are Bernoulli."""
+    rng = random.Random(seed)
+    best = {f"user-{i}": ARMS[i % len(ARMS)] for i in range(n_keys)}
+    lines = []
+    for i in range(n_events):
+        key = rng.choice(sorted(best))
+        arm = rng.choice(ARMS)
+        event = {"key": key, "id": f"l{i}", "arms": ARMS, "arm": arm, "y": float(rng.random() < (0.7 if arm == best[key]
+                                                                                                  else 0.3))}
+        if contextual:
+            event["x"] = {"f1": round(rng.uniform(-1, 1), 3), "f2": round(rng.uniform(-1, 1), 3)}
+        lines.append(json.dumps(event))
+    return lines
+
+
+@pytest.mark.minicluster
+@pytest.mark.parametrize("name", POLICIES)
+def test_evaluate_on_logged_interactions_equals_rivers_evaluate_offline_per_key(tmp_path, name):
+    spec, template, contextual = POLICIES[name]
+    log = logged_interactions(contextual=contextual)
+    (tmp_path / "log.jsonl").write_text("\n".join(log) + "\n")
+    settings = Settings(model=spec, inputs=(str(tmp_path / "log.jsonl"),), tuning=TuningSettings(metrics_every=100),
+                        outputs=OutputSettings(metrics=str(tmp_path / "metrics"), dead_letters=str(tmp_path / "dead"),
+                                               predictions=str(tmp_path / "predictions")))
+
+    evaluation = evaluate(settings)
+
+    histories = collections.defaultdict(list)
+    for event in map(json.loads, log):
+        histories[event["key"]].append((event["arms"], event.get("x"), event["arm"], event["y"]))
+    offline = {key: bandit.evaluate_offline(policy_for_key(template, key), history, reward_stat=stats.Mean())
+               for key, history in histories.items()}
+    by_key = final_metrics(read_records(settings.outputs.metrics))[None]
+    assert {key: (record["value"], record["n"]) for key, record in by_key.items() if key} == {
+        key: (mean.get(), n) for key, (mean, n) in offline.items()}
+    figures, = evaluation.models
+    matched = sum(n for _, n in offline.values())
+    assert figures.metric == "MeanReward" and figures.n == matched
+    assert figures.value == pytest.approx(sum(mean.get() * n for mean, n in offline.values()) / matched, rel=1e-12)
+    assert [n for n, _ in figures.curve][:2] == [100, 200] and evaluation.dead_letters == 0
+    assert len(list(read_records(settings.outputs.predictions))) == len(log)  # every replayed pull is written

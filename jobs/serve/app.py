@@ -28,10 +28,10 @@ from jobs.serve.dashboard.board import Board
 from jobs.serve.dashboard.views import Dashboard
 from jobs.serve.followers import Follower
 from jobs.serve.forwarding import EventForwarder
-from jobs.serve.models import ServedModels
+from jobs.serve.models import NeedsArms, ServedModels
 from jobs.serve.prometheus import ServeMetrics
 from operators.dead_letters import DeadLetter, Reason
-from operators.events import decode_query
+from operators.events import decode_arms, decode_query
 from state.json_lines import parse_json
 
 __all__ = ["ServeApp", "MAX_BODY_BYTES"]
@@ -178,10 +178,17 @@ class ServeApp:
         if isinstance(query, DeadLetter):
             raise _Refused(400, query.reason, where + query.detail)
         key, x = query
+        arms = None
+        if "arms" in request:  # a bandit policy's choices
+            arms = decode_arms(request["arms"])
+            if isinstance(arms, DeadLetter):
+                raise _Refused(400, arms.reason, where + arms.detail)
         try:
-            answer = self.served.predict(key, x)
+            answer = self.served.predict(key, x, arms)
         except LookupError as exc:
             raise _Refused(503, "no_template", where + str(exc)) from None
+        except NeedsArms as exc:
+            raise _Refused(400, Reason.MISSING_ARMS, where + str(exc)) from None
         except Exception as exc:  # the model's failure is the request's, never the server's
             logger.debug("the model of %r raised on a request", key, exc_info=True)
             raise _Refused(400, Reason.MODEL_ERROR, f"{where}{type(exc).__name__}: {exc}") from None

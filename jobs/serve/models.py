@@ -12,13 +12,19 @@ or, for a key with none yet, from the job's template.
 
 import base64
 import collections
+import copy
 import dataclasses
 import threading
 
-from operators.model_kinds import Predictor, kind_of
+from operators.bandits import BanditVerbs, policy_for_key
+from operators.model_kinds import Kind, Predictor, kind_of
 from state.envelope import load_state
 
-__all__ = ["Snapshot", "ServedModels", "Answer"]
+__all__ = ["Snapshot", "ServedModels", "Answer", "NeedsArms"]
+
+
+class NeedsArms(ValueError):
+    """A bandit policy was asked without the arms to choose from."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -196,18 +202,30 @@ class ServedModels:
             if self._template is None or snapshot.ts >= self._template.ts:
                 self._template, self._template_model = snapshot, (model, _predictor_of(model))
 
-    def predict(self, key: str, x: dict) -> Answer:
+    def predict(self, key: str, x: dict, arms: list | None = None) -> Answer:
         """Ask the key's latest model (or the template) about ``x``, without changing any model.
+
+        A bandit policy answers the arm it would pull now among ``arms``: a
+        copy pulls, so the served policy, random draws included, stays as the
+        job wrote it, and the same question gets the same arm until the next snapshot.
 
         Raises
         ------
         LookupError
             If the key has no snapshot and no template was read.
+        NeedsArms
+            If the key's model is a bandit policy and ``arms`` is None.
         Exception
             Whatever the model raises on ``x``.
         """
         model, predictor, snapshot = self._model_of(key)
-        prediction, _, extras = predictor.predict(model, x)
+        if predictor.kind is Kind.BANDIT:
+            if arms is None:
+                raise NeedsArms("a bandit policy is asked with the 'arms' to choose from")
+            policy = copy.deepcopy(model) if snapshot is not None else policy_for_key(model, key)
+            prediction, extras = BanditVerbs.for_policy(policy).pull(policy, arms, x), {}
+        else:
+            prediction, _, extras = predictor.predict(model, x)
         if snapshot is None:
             return Answer(key, prediction, 0, None, extras)
         return Answer(key, prediction, snapshot.model_version, snapshot.ts, extras)
@@ -242,8 +260,15 @@ class ServedModels:
             return None
         model, predictor, snapshot = self._model_of(key)
         return {"key": key, "model_version": snapshot.model_version, "model_ts": snapshot.ts,
-                "kind": predictor.kind.value, "model": str(model), "serving": snapshot.serving,
+                "kind": predictor.kind.value, "model": _described(model), "serving": snapshot.serving,
                 "bytes": len(snapshot.blob), "received": snapshot.received}
+
+
+def _described(model) -> str:
+    """The estimator as river prints it; a policy by its class and parameters (river's repr of one can raise)."""
+    if kind_of(model) is Kind.BANDIT:
+        return f"{type(model).__name__}({model._get_params()})"
+    return str(model)
 
 
 def _predictor_of(model) -> Predictor:
