@@ -34,7 +34,7 @@ from state.destinations import read_records
 from state.envelope import dump_state
 from state.exceptions import SettingsError
 from tests.support import bandits
-from tests.support.bandits import ARMS, EPSILON_GREEDY, LIN_UCB, bandit_stream, policy_loop
+from tests.support.bandits import ARMS, EPSILON_GREEDY, LIN_UCB, bandit_stream, policy_loop, policy_state
 from tests.support.flink import run
 from tests.support.serving import serve_in_thread
 
@@ -50,22 +50,6 @@ def _until(condition, timeout: float = 10.0) -> bool:
             return False
         time.sleep(0.05)
     return True
-
-
-def _state_of(value):
-    """Everything a policy holds, as plain values: equal when it learned the same and its random draws stand alike.
-
-    (Pickles of equal policies can differ in bytes: pickle shares equal objects by identity.)
-    """
-    if isinstance(value, random.Random):
-        return value.getstate()
-    if isinstance(value, dict):
-        return {name: _state_of(item) for name, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_state_of(item) for item in value]
-    if hasattr(value, "__dict__") and not isinstance(value, type):
-        return type(value).__name__, _state_of(vars(value))
-    return value
 
 
 @pytest.mark.unit
@@ -110,11 +94,11 @@ def test_the_learning_step_decides_and_learns_as_a_plain_river_loop(name):
     for key, result in expected.items():
         assert decisions[key] == result.decisions, key
         assert states[key].metric.get() == result.mean_reward.get() and states[key].model_version == result.updates
-        assert _state_of(states[key].model) == _state_of(result.policy), key
+        assert policy_state(states[key].model) == policy_state(result.policy), key
         replayed = pickle.loads(fresh)  # what the key store does with a key's logged entries
         for entry in logged[key]:
             step.replay(replayed, entry)
-        assert _state_of(replayed.model) == _state_of(result.policy), key
+        assert policy_state(replayed.model) == policy_state(result.policy), key
     assert overall.get() == expected_overall.get()
     assert len({arm for result in expected.values() for _, arm, _ in result.decisions}) == 3  # it explored
 
@@ -138,8 +122,8 @@ def test_the_job_decides_and_learns_as_a_plain_river_loop_at_parallelism_2(tmp_p
     assert final[None]["metric"] == "MeanReward" and final[None]["n"] == sum(r.updates for r in expected.values())
     assert {key: (record["value"], record["n"]) for key, record in final.items() if key is not None} == {
         key: (result.mean_reward.get(), result.updates) for key, result in expected.items() if result.updates}
-    assert {key: _state_of(policy) for key, policy in outputs.models.items()} == {
-        key: _state_of(result.policy) for key, result in expected.items()}
+    assert {key: policy_state(policy) for key, policy in outputs.models.items()} == {
+        key: policy_state(result.policy) for key, result in expected.items()}
 
 
 @pytest.mark.unit

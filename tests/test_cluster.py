@@ -29,7 +29,7 @@ from jobs.runtime.environment import _code_bundle
 from jobs.settings import KafkaSettings, LifecycleSettings, OutputSettings, Settings, TuningSettings, local_path
 from state.destinations import read_records
 from state.snapshots import load_latest_models
-from tests.support import datagen
+from tests.support import bandits, datagen
 from tests.support.cluster import job_state, learner_metric, learner_taskmanagers, local_cluster, wait_until
 from tests.support.flink import expected_lifecycle_predictions, expected_predictions, predictions_by_id
 from tests.support.kafka import new_topic, send_steadily
@@ -226,6 +226,43 @@ def test_a_kill_mid_stream_changes_no_committed_output(mode, backend, victim, at
         wait_until(lambda: _overall_n(settings) == scored, 120, "the all-keys metric's final report")
         stop_with_savepoint(jobmanager, job)
     _assert_equals_reference(settings, events)
+
+
+@pytest.mark.kafka
+def test_a_kill_while_decisions_and_rewards_stream_changes_no_decision_and_no_policy(kafka_bootstrap, tmp_path):
+    """SPEC §7: a TaskManager killed mid-stream; committed decisions and final policies equal the plain loop's."""
+    template = bandits.epsilon_greedy
+    events = bandits.bandit_stream(n_keys=40, n_decisions=4_000, seed=9)
+    expected, _ = bandits.policy_loop(events, template, default_arms=bandits.ARMS)
+    policies = {key: bandits.policy_state(result.policy) for key, result in expected.items()}
+    decided = sum(len(result.decisions) for result in expected.values())
+    topic = new_topic(kafka_bootstrap, partitions=3)
+    with local_cluster(tmp_path / "cluster") as (jobmanager, processes):  # its own: a killed TaskManager stays dead
+        settings = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2,
+                             detached=True, model=bandits.EPSILON_GREEDY, arms=tuple(bandits.ARMS),
+                             state_backend="rocksdb", tuning=TuningSettings(metrics_interval=1.0, snapshot_interval=1.0))
+        job = str(run_job(settings).get_job_id())
+        wait_until(lambda: _rest(jobmanager, f"/jobs/{job}/checkpoints")["counts"]["completed"], 180,
+                   "the job to start and checkpoint")
+        producer = threading.Thread(target=send_steadily, args=(kafka_bootstrap, topic, events, 200))
+        producer.start()
+        try:
+            wait_until(lambda: len(_committed_predictions(settings)) >= 0.4 * decided, 300, "40% committed")
+            assert producer.is_alive(), "the job lagged so far behind that the kill was not mid-stream"
+            _kill("taskmanager", processes, jobmanager, job)
+            wait_until(lambda: _failures(jobmanager, job), 120, "the job to notice the kill")
+        finally:
+            producer.join()
+        wait_until(lambda: len(_committed_predictions(settings)) >= decided, 300, "every decision")
+        wait_until(lambda: {key: bandits.policy_state(policy) for key, policy in
+                            load_latest_models(settings.outputs.models_out).items()} == policies, 120,
+                   "every key's final policy in its snapshots")
+        stop_with_savepoint(jobmanager, job)
+    assert {(p["key"], p["id"]): (p["prediction"], p["model_version"]) for p in _committed_predictions(settings)} == {
+        (key, event_id): (arm, version) for key, result in expected.items() for event_id, arm, version in result.decisions}
+    final = final_metrics(read_records(settings.outputs.metrics))[None]
+    assert {key: (record["value"], record["n"]) for key, record in final.items() if key is not None} == {
+        key: (result.mean_reward.get(), result.updates) for key, result in expected.items() if result.updates}
 
 
 def _reported_versions(settings: Settings) -> dict:

@@ -112,3 +112,19 @@ def policy_loop(lines: list[str], template, default_arms: list | None = None) ->
         elif pulled == arm:  # river's replay: learn only where the policy chose what was logged
             update(result, pulled, x, y)
     return results, overall
+
+
+def policy_state(value):
+    """Everything a policy holds, as plain values: equal when it learned the same and its random draws stand alike.
+
+    (Pickles of equal policies can differ in bytes: pickle shares equal objects by identity.)
+    """
+    if isinstance(value, random.Random):
+        return value.getstate()
+    if isinstance(value, dict):
+        return {name: policy_state(item) for name, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [policy_state(item) for item in value]
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return type(value).__name__, policy_state(vars(value))
+    return value
