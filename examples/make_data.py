@@ -6,6 +6,7 @@ committed so the quickstart needs nothing but the repository.
 
 import json
 import pathlib
+import random
 
 from river import datasets
 
@@ -35,6 +36,25 @@ def phishing() -> list[dict]:
     ]
 
 
+def offers() -> list[dict]:
+    """3,000 offers shown to 20 users by a uniformly random policy, and whether each was taken (a bandit log).
+
+    Each user takes one of the four offers 60% of the time, the others 15%:
+    a policy per user can learn what one policy for everybody cannot.
+    """
+    rng = random.Random(20)
+    arms = ["discount", "free-shipping", "bundle", "gift"]
+    favourite = {f"user-{i}": arms[i % len(arms)] for i in range(20)}
+    events = []
+    for i in range(3000):
+        user = rng.choice(sorted(favourite))
+        shown = rng.choice(arms)
+        taken = rng.random() < (0.6 if shown == favourite[user] else 0.15)
+        events.append({"key": user, "id": f"offer-{i}", "ts": 1_700_000_000 + 60 * i, "arms": arms, "arm": shown,
+                       "y": float(taken)})
+    return events
+
+
 def write(name: str, events: list[dict]) -> None:
     DATA.mkdir(exist_ok=True)
     with (DATA / name).open("w") as file:
@@ -45,3 +65,4 @@ def write(name: str, events: list[dict]) -> None:
 if __name__ == "__main__":
     write("chick_weights.jsonl", chick_weights())
     write("phishing.jsonl", phishing())
+    write("offers.jsonl", offers())

@@ -195,6 +195,10 @@ def load_models(settings: Settings) -> tuple[dict, Kind, object]:
     metric = make_metric(kind, settings.metric, templates[settings.model])
     if settings.arms is not None and kind is not Kind.BANDIT:
         raise SettingsError(f"--arms is for a bandit policy, and --model is a {kind.value}")
+    for spec, template in templates.items():
+        if kind is Kind.BANDIT and getattr(template, "seed", None) is None:
+            logger.warning("%s has no seed: its keys draw differently on every run, and after a restore from a "
+                           "checkpoint they no longer draw as an uninterrupted run would; give it a seed", spec)
     if settings.has_lifecycle:  # what depends on the models: the metric judges challengers, the kind has errors
         detector = None if settings.lifecycle.drift_detector is None else make_detector(settings.lifecycle.drift_detector, kind)
         check_lifecycle(kind, metric, challenged=len(templates) > 1, drift_detection=detector is not None)

@@ -209,11 +209,17 @@ class LearningStep:
         learns = self.kind.supervised
         life = state.lifecycle
         predictor = self._predictor(state)
+        if self.bandit is not None:  # a reward for the arm the key's policy pulled
+            try:
+                metric_update, model_updates, events = self._reward(
+                    state, event, for_metric, for_metric if life is None else for_metric[0], x)
+            except Exception as exc:  # any policy failure becomes a dead letter; the caller rolls back
+                return self._model_error(event, exc)
+            ids[event.id] = (DONE,)
+            return Outcome(metric_update=metric_update, model_updates=model_updates, events=events, learned=True,
+                           replay=(event.raw, kept, now_ms), state_changed=True)
         try:
-            if self.bandit is not None:  # a reward for the arm pulled (``for_metric``)
-                self.bandit.update(state.model, for_metric, x, event.y)
-                state.model_version += 1
-            elif learns:
+            if learns:
                 predictor.learn(state.model, x, event.y)
                 if life is not None:
                     self.policy.shadow_learn(life, x, event.y)
@@ -240,25 +246,65 @@ class LearningStep:
         if event.arm is not None and event.arm not in arms:
             detail = f"the logged arm {event.arm!r} is not one of the arms {arms!r}"
             return Outcome(dead_letter=DeadLetter(event.raw, Reason.INVALID_ARM, detail, event.key))
-        bandit, x = self.bandit, event.x if self.bandit.contextual else None
-        metric_update = None
+        bandit, x, life = self.bandit, event.x if self.bandit.contextual else None, state.lifecycle
+        metric_update, model_updates, events = None, (), ()
         try:
-            if not state.keyed:  # the key's own exploration, whatever policy the fresh state held
-                state.model, state.keyed = policy_for_key(self.bandit_template, event.key), True
+            if not state.keyed:  # the key's own exploration, whatever policies the fresh state held
+                self._key_policies(state, event.key)
             arm = bandit.pull(state.model, arms, x)
             served = Prediction(event.key, event.id, event.ts, arm, state.model_version, {})
+            for_metric = arm
+            if life is not None:  # every challenger pulls in shadow: its reward is known where its arm is rewarded
+                pulled = {name: bandit.pull(candidate.model, arms, x)
+                          for name, candidate in life.candidates.items() if name != life.serving}
+                pulled[life.serving] = arm
+                for_metric = (arm, arm, pulled)
             learns = event.arm is not None and arm == event.arm
-            if learns:
-                bandit.update(state.model, arm, x, event.y)
-                state.model_version += 1
-                metric_update = self._update_metric(state, event.y, arm)
+            if event.arm is not None:  # a logged interaction: its reward is the logged arm's
+                metric_update, model_updates, events = self._reward(state, event, for_metric, event.arm, x)
         except Exception as exc:  # any policy failure becomes a dead letter; the caller rolls back
             return self._model_error(event, exc)
         if event.id is not None:
-            ids[event.id] = (DONE,) if event.arm is not None else (PENDING, x, arm, now_ms)
+            ids[event.id] = (DONE,) if event.arm is not None else (PENDING, x, for_metric, now_ms)
         # A pull changes the policy even when nothing is learned: its random draws go on.
-        return Outcome(prediction=served, metric_update=metric_update, learned=learns,
-                       replay=(event.raw, None, now_ms), state_changed=True)
+        return Outcome(prediction=served, metric_update=metric_update, model_updates=model_updates, events=events,
+                       learned=learns, replay=(event.raw, None, now_ms), state_changed=True)
+
+    def _key_policies(self, state: KeyState, key: str) -> None:
+        """Give the key its own policies, each seeded for it (SPEC §7), the serving one shared with its candidate."""
+        life = state.lifecycle
+        state.model = policy_for_key(self.bandit_template, key)
+        if life is not None:
+            for name, candidate in life.candidates.items():
+                candidate.model = state.model if name == life.serving else self.policy.fresh_model(name, key)
+        state.keyed = True
+
+    def _reward(self, state: KeyState, event: Event, for_metric, rewarded, x) -> tuple:
+        """Learn a reward of the arm ``rewarded``: every policy that pulled it learns it and is scored on it.
+
+        ``for_metric`` is what the decision kept: the served arm, or with a
+        lifecycle ``(served arm, served arm, name -> arm each model pulled)``.
+        Returns ``(metric update, model updates, events)``, as ``_judge``.
+        """
+        bandit, life = self.bandit, state.lifecycle
+        served = for_metric if life is None else for_metric[0]
+        if life is None or not life.candidates:
+            if served != rewarded:
+                return None, (), ()
+            bandit.update(state.model, served, x, event.y)
+        else:
+            for name, arm in for_metric[2].items():
+                if arm == rewarded:
+                    bandit.update(life.candidates[name].model, arm, x, event.y)
+        if served == rewarded:
+            state.model_version += 1
+        metric_update = self._update_metric(state, event.y, served) if served == rewarded else None
+        if life is None:
+            return metric_update, (), ()
+        matched = {name: arm for name, arm in for_metric[2].items() if arm == rewarded}
+        model_updates, events = self.policy.score(state, event.key, event.y, served if served == rewarded else None,
+                                                  matched, event.ts)
+        return metric_update, tuple(model_updates), tuple(events)
 
     def _judge(self, state: KeyState, event: Event, for_metric) -> tuple:
         """Score what was predicted for ``event``'s id against its label: ``(metric update, model updates, events)``.

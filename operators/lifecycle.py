@@ -14,6 +14,7 @@ import typing
 
 from river import base, drift, utils
 
+from operators.bandits import policy_for_key
 from operators.model_kinds import Kind, Predictor
 from operators.records import drift_record, promotion_record
 from state.envelope import load_state
@@ -88,8 +89,6 @@ def check_lifecycle(kind: Kind, metric, challenged: bool, drift_detection: bool)
         raise SettingsError(f"--challenger: the metric {type(metric).__name__} cannot be computed over a window")
     if drift_detection and not kind.supervised:
         raise SettingsError(f"--drift-detector watches a model's errors against labels; a {kind.value} has none")
-    if kind is Kind.BANDIT and (challenged or drift_detection):
-        raise SettingsError("--challenger and --drift-detector do not take bandit policies yet: run a policy alone")
 
 
 class LifecyclePolicy:
@@ -198,17 +197,24 @@ class LifecyclePolicy:
     def _error(self, y, served) -> float:
         if self.kind is Kind.CLASSIFIER:  # a mistake or not: what binary detectors (DDM, ...) take
             return served != y
+        if self.kind is Kind.BANDIT:  # a policy has no error: the detector watches its rewards
+            return y
         return abs(y - served)
+
+    def fresh_model(self, name: str, key: str):
+        """A new model ``name`` for ``key``: a bandit policy gets the key's own seed (``operators.bandits``)."""
+        model = self.new_models[name]()
+        return policy_for_key(model, key) if self.kind is Kind.BANDIT else model
 
     def _drift(self, state, key: str, ts) -> dict:
         life = state.lifecycle
         event = drift_record(key, life.serving, state.metric_n, ts, type(life.detector).__name__, self.on_drift)
         if self.on_drift == "reset":
             for name, candidate in life.candidates.items():
-                candidate.model = self.new_models[name]()
+                candidate.model = self.fresh_model(name, key)
                 candidate.window = utils.Rolling(self.new_metric(), self.window)
             serving = life.candidates.get(life.serving)
-            state.model = self.new_models[life.serving]() if serving is None else serving.model
+            state.model = self.fresh_model(life.serving, key) if serving is None else serving.model
             state.model_version = 0
         return event
 

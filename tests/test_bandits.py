@@ -23,11 +23,12 @@ from jobs.cli.evaluate import evaluate
 from jobs.cli.metric_reports import final_metrics
 from jobs.cli.parser import build_parser
 from jobs.cli.serve import build_app
-from jobs.settings import OutputSettings, Settings, TuningSettings
+from jobs.settings import LifecycleSettings, OutputSettings, Settings, TuningSettings
 from operators.bandits import MeanReward, key_seed, policy_for_key
 from operators.dead_letters import DeadLetter
 from operators.events import decode_event
 from operators.learning_step import LearningStep
+from operators.lifecycle import LifecyclePolicy, make_detector
 from operators.model_kinds import Kind, kind_of, make_metric
 from operators.records import model_snapshot_record, template_record
 from state.destinations import read_records
@@ -169,6 +170,19 @@ def logged_interactions(n_keys: int = 5, n_events: int = 1500, contextual: bool 
     return lines
 
 
+def _offline(template, histories: dict) -> dict:
+    """key -> (mean reward, rewards learned) by ``river.bandit.evaluate_offline``, the key's seeded policy replayed."""
+    return {key: bandit.evaluate_offline(policy_for_key(template, key), history, reward_stat=stats.Mean())
+            for key, history in histories.items()}
+
+
+def _histories(log: list[str]) -> dict:
+    histories = collections.defaultdict(list)
+    for event in map(json.loads, log):
+        histories[event["key"]].append((event["arms"], event.get("x"), event["arm"], event["y"]))
+    return histories
+
+
 @pytest.mark.minicluster
 @pytest.mark.parametrize("name", POLICIES)
 def test_evaluate_on_logged_interactions_equals_rivers_evaluate_offline_per_key(tmp_path, name):
@@ -181,11 +195,7 @@ def test_evaluate_on_logged_interactions_equals_rivers_evaluate_offline_per_key(
 
     evaluation = evaluate(settings)
 
-    histories = collections.defaultdict(list)
-    for event in map(json.loads, log):
-        histories[event["key"]].append((event["arms"], event.get("x"), event["arm"], event["y"]))
-    offline = {key: bandit.evaluate_offline(policy_for_key(template, key), history, reward_stat=stats.Mean())
-               for key, history in histories.items()}
+    offline = _offline(template, _histories(log))
     by_key = final_metrics(read_records(settings.outputs.metrics))[None]
     assert {key: (record["value"], record["n"]) for key, record in by_key.items() if key} == {
         key: (mean.get(), n) for key, (mean, n) in offline.items()}
@@ -195,3 +205,45 @@ def test_evaluate_on_logged_interactions_equals_rivers_evaluate_offline_per_key(
     assert figures.value == pytest.approx(sum(mean.get() * n for mean, n in offline.values()) / matched, rel=1e-12)
     assert [n for n, _ in figures.curve][:2] == [100, 200] and evaluation.dead_letters == 0
     assert len(list(read_records(settings.outputs.predictions))) == len(log)  # every replayed pull is written
+
+
+@pytest.mark.minicluster
+def test_challengers_are_policies_judged_on_the_rewards_of_the_arms_they_pulled(tmp_path):
+    """Each policy of a key pulls; it learns, and is scored on, a reward only where its arm is the rewarded one."""
+    log = logged_interactions(n_events=2000, seed=5)
+    (tmp_path / "log.jsonl").write_text("\n".join(log) + "\n")
+    challengers = (bandits.RANDOM, bandits.THOMPSON)
+    settings = Settings(model=EPSILON_GREEDY, inputs=(str(tmp_path / "log.jsonl"),),
+                        lifecycle=LifecycleSettings(challengers=challengers, promotion_window=30),
+                        outputs=OutputSettings(metrics=str(tmp_path / "metrics"), events=str(tmp_path / "events"),
+                                               dead_letters=str(tmp_path / "dead")))
+
+    evaluation = evaluate(settings)
+
+    by_model = final_metrics(read_records(settings.outputs.metrics))
+    histories = _histories(log)
+    templates = {EPSILON_GREEDY: bandits.epsilon_greedy, bandits.RANDOM: bandits.random_policy,
+                 bandits.THOMPSON: bandits.thompson}
+    for spec, template in templates.items():  # in replay each policy evolves on its own pulls alone
+        assert {key: (record["value"], record["n"]) for key, record in by_model[spec].items() if key} == {
+            key: (mean.get(), n) for key, (mean, n) in _offline(template, histories).items()}, spec
+    assert [figures.name for figures in evaluation.models] == ["served", EPSILON_GREEDY, *challengers]
+    assert sum(evaluation.promotions.values()) > 0 and evaluation.dead_letters == 0
+
+
+@pytest.mark.unit
+def test_a_drift_detector_watches_a_keys_rewards_and_a_reset_reseeds_its_policy():
+    template = bandits.epsilon_greedy
+    metric = make_metric(Kind.BANDIT, None, template)
+    policy = LifecyclePolicy(Kind.BANDIT, {EPSILON_GREEDY: template.clone}, metric.clone,
+                             detector=make_detector("ADWIN", Kind.BANDIT), on_drift="reset")
+    step = LearningStep(Kind.BANDIT, template.clone, metric.clone, policy=policy, arms=tuple(ARMS))
+    state, ids, drifts = step.new_state(), {}, []
+    for i in range(600):  # the key's rewards jump from nothing to everything
+        for line in (f'{{"key": "u", "id": "d{i}"}}', f'{{"key": "u", "id": "d{i}", "y": {float(i >= 300)}}}'):
+            outcome = step.process(state, ids, decode_event(line, decisions=True), now_ms=i)
+            assert outcome.dead_letter is None, outcome.dead_letter
+            drifts.extend(event for event in outcome.events if event["event"] == "drift")
+    assert drifts and all(300 <= event["n"] for event in drifts) and drifts[0]["action"] == "reset"
+    # After the last reset the key's policy started again from its own seed and learned what followed.
+    assert state.model_version == 600 - drifts[-1]["n"] and state.model.seed == key_seed(template, "u")

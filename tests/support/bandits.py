@@ -10,15 +10,19 @@ import pathlib
 import random
 import zlib
 
-from river import bandit, stats
+from river import bandit, proba, stats
 
 ARMS = ["a", "b", "c"]
 
 # Policies for the tests, as --model specs: one draws at random (its seed matters), one is contextual.
 epsilon_greedy = bandit.EpsilonGreedy(epsilon=0.3, seed=42)
 lin_ucb = bandit.LinUCBDisjoint(alpha=0.5, seed=7)
+thompson = bandit.ThompsonSampling(reward_obj=proba.Beta(), seed=3)  # 0/1 rewards: a Beta per arm
 EPSILON_GREEDY = f"{pathlib.Path(__file__)}:epsilon_greedy"
 LIN_UCB = f"{pathlib.Path(__file__)}:lin_ucb"
+random_policy = bandit.RandomPolicy(seed=11)
+THOMPSON = f"{pathlib.Path(__file__)}:thompson"
+RANDOM = f"{pathlib.Path(__file__)}:random_policy"
 
 
 def bandit_stream(n_keys: int = 6, n_decisions: int = 600, contextual: bool = False, seed: int = 1) -> list[str]:
