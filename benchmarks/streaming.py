@@ -19,9 +19,9 @@ WARM_UP_S = 120  # a job's start-up: JVM, Python workers, first checkpoint
 
 
 @contextlib.contextmanager
-def streaming_job(options: list[str], log: pathlib.Path):
+def streaming_job(options: list[str], log: pathlib.Path, model: str = MODEL):
     """``riverflink run --model MODEL --quiet OPTIONS`` in its own process group, ended by pid when the block exits."""
-    command = [sys.executable, "-m", "jobs.cli", "run", "--model", MODEL, "--quiet", *options]
+    command = [sys.executable, "-m", "jobs.cli", "run", "--model", model, "--quiet", *options]
     with open(log, "wb") as out:
         job = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                env={**os.environ, "PYTHONHASHSEED": "0"})

@@ -195,6 +195,9 @@ def load_models(settings: Settings) -> tuple[dict, Kind, object]:
     metric = make_metric(kind, settings.metric, templates[settings.model])
     if settings.arms is not None and kind is not Kind.BANDIT:
         raise SettingsError(f"--arms is for a bandit policy, and --model is a {kind.value}")
+    if kind is Kind.BANDIT and settings.lifecycle.warm_start:
+        raise SettingsError("--warm-start copies what a model learned, but each key's bandit policy starts as a "
+                            "fresh clone with the key's own seed (docs/bandits.md)")
     for spec, template in templates.items():
         if kind is Kind.BANDIT and getattr(template, "seed", None) is None:
             logger.warning("%s has no seed: its keys draw differently on every run, and after a restore from a "

@@ -223,7 +223,7 @@ class ServeApp:
         except UnicodeDecodeError as exc:
             raise _Refused(400, Reason.NOT_JSON, f"the body is not UTF-8: {exc}") from None
         lines = [line for line in text.splitlines() if line.strip()]
-        rejected = self.forwarder.check(lines)
+        rejected = self.forwarder.check(lines, self.served.is_bandit)
         if rejected is not None:
             raise _Refused(400, rejected.reason, rejected.detail)
         forwarded = await asyncio.to_thread(self.forwarder.forward, lines)  # predictions go on meanwhile

@@ -34,10 +34,13 @@ class EventForwarder:
                                       **python_options(kafka.properties, KafkaProducer, strict=True))
 
     @staticmethod
-    def check(lines: list[str]) -> DeadLetter | None:
-        """The first line the job would dead-letter, with its position in ``detail``; None when all are events."""
+    def check(lines: list[str], decisions: bool = False) -> DeadLetter | None:
+        """The first line the job would dead-letter, with its position in ``detail``; None when all are events.
+
+        ``decisions``: the job's model is a bandit policy (its events are decisions and rewards).
+        """
         for number, line in enumerate(lines, start=1):
-            decoded = decode_event(line)
+            decoded = decode_event(line, decisions)
             if isinstance(decoded, DeadLetter):
                 return DeadLetter(line, decoded.reason, f"line {number}: {decoded.detail}", decoded.key)
         return None

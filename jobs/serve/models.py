@@ -150,6 +150,12 @@ class ServedModels:
         return len(self._restored)
 
     @property
+    def is_bandit(self) -> bool:
+        """Whether the job's models are bandit policies, as its template says (False before one is read)."""
+        template = self._template_model
+        return template is not None and template[1].kind is Kind.BANDIT
+
+    @property
     def template(self) -> Snapshot | None:
         """The job's template snapshot, once one was read."""
         return self._template
