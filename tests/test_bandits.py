@@ -26,8 +26,8 @@ from river import bandit, stats
 from jobs.cli.evaluate import evaluate
 from jobs.cli.metric_reports import final_metrics
 from jobs.cli.parser import build_parser
-from jobs.learn_job import load_models
 from jobs.cli.serve import build_app
+from jobs.learn_job import load_models
 from jobs.model_spec import load_template
 from jobs.settings import LifecycleSettings, OutputSettings, Settings, TuningSettings
 from operators.bandits import MeanReward, key_seed, policy_for_key
@@ -275,3 +275,18 @@ def test_options_that_do_not_fit_a_policy_are_refused(tmp_path):
         load_models(Settings(model=EPSILON_GREEDY, inputs=(str(tmp_path),), lifecycle=LifecycleSettings(warm_start=True)))
     with pytest.raises(SettingsError, match="--arms is for a bandit policy, and --model is a classifier"):
         load_models(Settings(model=f"{EXAMPLES / 'classifier.py'}:model", inputs=(str(tmp_path),), arms=("a", "b")))
+
+
+@pytest.mark.unit
+def test_a_reward_after_the_label_ttl_is_a_dead_letter_and_teaches_nothing():
+    template = bandits.epsilon_greedy
+    metric = make_metric(Kind.BANDIT, None, template)
+    step = LearningStep(Kind.BANDIT, template.clone, metric.clone, label_ttl_ms=1000, arms=tuple(ARMS))
+    state, ids = step.new_state(), {}
+    step.process(state, ids, decode_event('{"key": "u", "id": "late"}', decisions=True), now_ms=0)
+    step.process(state, ids, decode_event('{"key": "u", "id": "soon"}', decisions=True), now_ms=0)
+    late = step.process(state, ids, decode_event('{"key": "u", "id": "late", "y": 1.0}', decisions=True), now_ms=1001)
+    assert late.dead_letter.reason == "expired_id" and state.model_version == 0 and state.model._n == 0
+    step.expire(ids, now_ms=900)
+    soon = step.process(state, ids, decode_event('{"key": "u", "id": "soon", "y": 1.0}', decisions=True), now_ms=900)
+    assert soon.learned and state.model_version == 1 and state.metric.get() == 1.0

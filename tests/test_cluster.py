@@ -173,6 +173,36 @@ def test_challengers_and_drift_detectors_move_with_their_keys_through_a_rescale(
             assert final[name][key]["value"] == metric.get(), (key, name)
 
 
+@pytest.mark.kafka
+def test_bandit_policies_move_with_their_keys_through_a_rescale(cluster, kafka_bootstrap, tmp_path):
+    """SPEC §7: decisions whose rewards come after a savepoint, resumed at parallelism 3, as one plain loop."""
+    jobmanager, _ = cluster
+    lines = bandits.bandit_stream(n_keys=30, n_decisions=2_000, contextual=True, seed=4)
+    expected, _ = bandits.policy_loop(lines, bandits.lin_ucb, default_arms=bandits.ARMS)
+    half = len(lines) // 2
+    before, _ = bandits.policy_loop(lines[:half], bandits.lin_ucb, default_arms=bandits.ARMS)
+    decided_first = sum(len(result.decisions) for result in before.values())
+    topic = new_topic(kafka_bootstrap, partitions=3)
+    publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "first.jsonl", lines[:half])])
+    first = _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, parallelism=2, detached=True,
+                      model=bandits.LIN_UCB, arms=tuple(bandits.ARMS), state_backend="rocksdb")
+    job = str(run_job(first).get_job_id())
+    wait_until(lambda: len(_committed_predictions(first)) == decided_first, 240, "the first half's decisions")
+    savepoint = stop_with_savepoint(jobmanager, job)
+
+    publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "second.jsonl", lines[half:])])
+    resumed = dataclasses.replace(first, parallelism=3, from_savepoint=savepoint)
+    job = str(run_job(resumed).get_job_id())
+    decided = sum(len(result.decisions) for result in expected.values())
+    wait_until(lambda: len(_committed_predictions(resumed)) == decided, 240, "every decision")
+    stop_with_savepoint(jobmanager, job, drain=True)  # final metrics and snapshots
+
+    assert {(p["key"], p["id"]): (p["prediction"], p["model_version"]) for p in _committed_predictions(resumed)} == {
+        (key, event_id): (arm, version) for key, result in expected.items() for event_id, arm, version in result.decisions}
+    assert {key: bandits.policy_state(policy) for key, policy in load_latest_models(resumed.outputs.models_out).items()} \
+        == {key: bandits.policy_state(result.policy) for key, result in expected.items()}
+
+
 def _predicted(lines: list[str]) -> int:
     return sum("x" in json.loads(line) for line in lines)
 
