@@ -290,3 +290,20 @@ def test_a_reward_after_the_label_ttl_is_a_dead_letter_and_teaches_nothing():
     step.expire(ids, now_ms=900)
     soon = step.process(state, ids, decode_event('{"key": "u", "id": "soon", "y": 1.0}', decisions=True), now_ms=900)
     assert soon.learned and state.model_version == 1 and state.metric.get() == 1.0
+
+
+@pytest.mark.minicluster
+def test_a_policy_that_raises_is_a_model_error_and_keeps_its_draws(tmp_path):
+    lines = bandit_stream(n_keys=3, n_decisions=300, seed=6)
+    booms = [json.dumps({"key": f"user-{i % 3}", "id": f"boom-{i}", "arms": ["a", "boom"]}) for i in range(20)]
+    for number, line in enumerate(booms):
+        lines.insert(13 * (number + 1), line)
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    outputs = run(tmp_path, bandits.FUSSY, [tmp_path / "events.jsonl"], parallelism=1, arms=tuple(ARMS))
+    kept = [line for line in lines if line not in booms]
+    expected, _ = policy_loop(kept, bandits.fussy, default_arms=ARMS)
+    assert collections.Counter(letter["reason"] for letter in outputs.dead_letters) == BAD_REASONS + collections.Counter(model_error=20)
+    assert {(p["key"], p["id"]): (p["prediction"], p["model_version"]) for p in outputs.predictions} == {
+        (key, event_id): (arm, version) for key, result in expected.items() for event_id, arm, version in result.decisions}
+    assert {key: policy_state(policy) for key, policy in outputs.models.items()} == {
+        key: policy_state(result.policy) for key, result in expected.items()}

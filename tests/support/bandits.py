@@ -21,8 +21,22 @@ thompson = bandit.ThompsonSampling(reward_obj=proba.Beta(), seed=3)  # 0/1 rewar
 EPSILON_GREEDY = f"{pathlib.Path(__file__)}:epsilon_greedy"
 LIN_UCB = f"{pathlib.Path(__file__)}:lin_ucb"
 random_policy = bandit.RandomPolicy(seed=11)
+
+
+class Fussy(bandit.EpsilonGreedy):
+    """An epsilon-greedy policy that raises, after drawing, when offered an arm named ``boom``: a failing policy."""
+
+    def _pull(self, arm_ids):
+        arm = super()._pull(arm_ids)  # the random draws are made: a failure must not keep them
+        if "boom" in arm_ids:
+            raise ValueError("boom is no arm I pull")
+        return arm
+
+
+fussy = Fussy(epsilon=0.5, seed=8)
 THOMPSON = f"{pathlib.Path(__file__)}:thompson"
 RANDOM = f"{pathlib.Path(__file__)}:random_policy"
+FUSSY = f"{pathlib.Path(__file__)}:fussy"
 
 
 def bandit_stream(n_keys: int = 6, n_decisions: int = 600, contextual: bool = False, seed: int = 1) -> list[str]:
@@ -99,15 +113,15 @@ def policy_loop(lines: list[str], template, default_arms: list | None = None) ->
             continue
         if arm is not None and arm not in arms:
             continue
+        if y is not None and arm is None:  # a reward, for a decision made before, or for nothing
+            if (key, event["id"]) in pending:
+                pulled, context = pending.pop((key, event["id"]))
+                update(results[key], pulled, context, y)
+            continue
         if key not in results:
             seed = None if template.seed is None else (template.seed + zlib.crc32(key.encode())) % 2**32
             results[key] = PolicyResult(policy=template.clone() if seed is None else template.clone({"seed": seed}))
         result = results[key]
-        if y is not None and arm is None:  # a reward
-            if (key, event["id"]) in pending:
-                pulled, context = pending.pop((key, event["id"]))
-                update(result, pulled, context, y)
-            continue
         arms = arms or default_arms
         pulled = result.policy.pull(arms, context=x) if contextual else result.policy.pull(arms)
         result.decisions.append((event["id"], pulled, result.updates))
