@@ -57,15 +57,17 @@ class Dashboard:
         figures = self.board.key(key)
         described = self.served.describe(key)
         metric = figures["metric"] or "metric"
+        noun = _noun(figures["metric"])
         figures["snapshot"] = None if described is None else {
             name: described[name] for name in ("model_version", "model_ts", "serving", "kind", "model")}
         figures["found"] = bool(figures["models"]) or described is not None
         figures["plot"] = line_chart([(name, model.pop("curve")) for name, model in figures["models"].items()],
-                                     "labelled events of this key", metric, f"{metric} of {key}")
+                                     f"{noun} of this key", metric, f"{metric} of {key}")
         return orjson.dumps(figures)
 
     def _render(self, overview: dict) -> dict:
         metric = overview["metric"] or "metric"
+        noun = _noun(overview["metric"])
         models = overview["models"]
         spread = overview["spread"]
         events, dead = overview["events"], overview["dead_letters"]
@@ -76,15 +78,16 @@ class Dashboard:
             "sources": self.sources,
             "keys_served": len(self.served),
             "metric": metric,
+            "noun": noun,
             "bigger_is_better": overview["bigger_is_better"],
             "models": [{name: model[name] for name in ("name", "value", "n", "keys")} for model in models],
             "curve": line_chart([(model["name"], model["curve"]) for model in models],
-                                "labelled events", metric, f"{metric} over all keys"),
+                                noun, metric, f"{metric} over all keys"),
             "spread": {name: spread[name] for name in ("keys", "quantiles", "worst")},
             "histogram": bar_chart(spread["histogram"], f"{metric} of a key ({SERVED})", f"{metric} across keys"),
             "throughput": overview["throughput"][-1][1] if overview["throughput"] else None,
-            "throughput_plot": line_chart([("labelled events/s", overview["throughput"])], "time (UTC)",
-                                          "labelled events/s", "labelled events per second", clock=True,
+            "throughput_plot": line_chart([(f"{noun}/s", overview["throughput"])], "time (UTC)",
+                                          f"{noun}/s", f"{noun} per second", clock=True,
                                           y_from_zero=True),
             "event_counts": events["counts"],
             "recent_events": events["recent"],
@@ -96,3 +99,12 @@ class Dashboard:
                 clock=True, y_from_zero=True),
             "seconds": overview["seconds"],
         }
+
+
+def _noun(metric: str | None) -> str:
+    """What a metric's ``n`` counts: labelled events, or a bandit's rewards.
+
+    >>> _noun("Accuracy"), _noun("MeanReward")
+    ('labelled events', 'rewards')
+    """
+    return "rewards" if metric == "MeanReward" else "labelled events"
