@@ -26,10 +26,11 @@ from river import bandit, stats
 from jobs.cli.evaluate import evaluate
 from jobs.cli.metric_reports import final_metrics
 from jobs.cli.parser import build_parser
+from jobs.cli.produce import publish
 from jobs.cli.serve import build_app
 from jobs.learn_job import load_models
 from jobs.model_spec import load_template
-from jobs.settings import LifecycleSettings, OutputSettings, Settings, TuningSettings
+from jobs.settings import KafkaSettings, LifecycleSettings, OutputSettings, Settings, TuningSettings
 from operators.bandits import MeanReward, key_seed, policy_for_key
 from operators.dead_letters import DeadLetter
 from operators.events import decode_event
@@ -43,6 +44,7 @@ from state.exceptions import SettingsError
 from tests.support import bandits
 from tests.support.bandits import ARMS, EPSILON_GREEDY, LIN_UCB, bandit_stream, policy_loop, policy_state
 from tests.support.flink import run
+from tests.support.kafka import new_topic
 from tests.support.models import DATA, EXAMPLES
 from tests.support.serving import serve_in_thread
 
@@ -303,6 +305,25 @@ def test_a_policy_that_raises_is_a_model_error_and_keeps_its_draws(tmp_path):
     kept = [line for line in lines if line not in booms]
     expected, _ = policy_loop(kept, bandits.fussy, default_arms=ARMS)
     assert collections.Counter(letter["reason"] for letter in outputs.dead_letters) == BAD_REASONS + collections.Counter(model_error=20)
+    assert {(p["key"], p["id"]): (p["prediction"], p["model_version"]) for p in outputs.predictions} == {
+        (key, event_id): (arm, version) for key, result in expected.items() for event_id, arm, version in result.decisions}
+    assert {key: policy_state(policy) for key, policy in outputs.models.items()} == {
+        key: policy_state(result.policy) for key, result in expected.items()}
+
+
+@pytest.mark.minicluster
+@pytest.mark.kafka
+def test_a_log_from_files_then_live_decisions_from_kafka_is_one_plain_loop(kafka_bootstrap, tmp_path):
+    """SPEC §5.4 for policies: replay a log of interactions, then decide live, in one graph with one state."""
+    history = logged_interactions(n_keys=6, n_events=600, seed=8)
+    live = bandit_stream(n_keys=6, n_decisions=500, seed=9)
+    (tmp_path / "history.jsonl").write_text("\n".join(history) + "\n")
+    (tmp_path / "live.jsonl").write_text("\n".join(live) + "\n")
+    topic = new_topic(kafka_bootstrap, partitions=3)
+    publish(kafka_bootstrap, topic, [tmp_path / "live.jsonl"])
+    outputs = run(tmp_path, EPSILON_GREEDY, [tmp_path / "history.jsonl"], arms=tuple(ARMS),
+                  kafka=KafkaSettings(bootstrap=kafka_bootstrap, topics=(topic,), stop_at_latest=True))
+    expected, _ = policy_loop(history + live, bandits.epsilon_greedy, default_arms=ARMS)
     assert {(p["key"], p["id"]): (p["prediction"], p["model_version"]) for p in outputs.predictions} == {
         (key, event_id): (arm, version) for key, result in expected.items() for event_id, arm, version in result.decisions}
     assert {key: policy_state(policy) for key, policy in outputs.models.items()} == {
