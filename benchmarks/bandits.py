@@ -44,9 +44,8 @@ import time
 import zlib
 
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
-from benchmarks.streaming import WARM_UP_S, produce_steadily, streaming_job
+from benchmarks.streaming import WARM_UP_S, create_topics, produce_steadily, streaming_job
 from jobs.learn_job import run_job
 from jobs.local.kafka import start_broker, stop_broker
 from jobs.local.processes import free_ports
@@ -84,18 +83,10 @@ class Users:
                 for i, (user, _) in enumerate(self.schedule)]
 
 
-def _topics(bootstrap: str, *names: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, 2, 1) for name in names])
-    finally:
-        admin.close()
-
-
 def closed_loop(bootstrap: str, users: Users, mode: str, args, workdir: pathlib.Path) -> tuple[list[float], list]:
     """Run the loop once; returns each decision's reward, in decision order, and the decisions' round trips (s)."""
     inbox, decided = f"{mode}-events", f"{mode}-decisions"
-    _topics(bootstrap, inbox, decided)
+    create_topics(bootstrap, inbox, decided)
     options = ["--arms", ",".join(users.arms), "--kafka-bootstrap", bootstrap, "--kafka-topic", inbox,
                "--predictions", f"kafka://{decided}", "--checkpoint-interval", str(args.checkpoint_interval),
                "--parallelism", str(args.parallelism)]

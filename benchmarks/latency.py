@@ -32,23 +32,14 @@ import threading
 import time
 
 from kafka import KafkaConsumer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from benchmarks.generate import zipf_stream
 from benchmarks.servers import get
 from benchmarks.stats import percentile
-from benchmarks.streaming import produce_steadily, streaming_job, wait_until_serving
+from benchmarks.streaming import create_topics, produce_steadily, streaming_job, wait_until_serving
 from jobs.local.kafka import start_broker, stop_broker
 from jobs.local.processes import free_ports
 from jobs.settings import KAFKA_DELIVERIES
-
-
-def _topics(bootstrap: str, *names: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, 2, 1) for name in names])
-    finally:
-        admin.close()
 
 
 @dataclasses.dataclass
@@ -65,7 +56,7 @@ def measure(bootstrap: str, delivery: str, rate: float, seconds: float, warm_up:
             workdir: str, name: str, run_options: list[str]) -> Latencies:
     """Latencies of every prediction read for events produced at ``rate`` for ``warm_up`` then ``seconds`` seconds."""
     events_topic, predictions_topic = f"events-{name}", f"predictions-{name}"
-    _topics(bootstrap, events_topic, predictions_topic)
+    create_topics(bootstrap, events_topic, predictions_topic)
     consumer = KafkaConsumer(predictions_topic, bootstrap_servers=bootstrap, isolation_level="read_committed",
                              auto_offset_reset="earliest", enable_auto_commit=False)
     stream = zipf_stream(int(rate * (warm_up + seconds)) + 1, n_keys=1000, seed=7)

@@ -10,12 +10,22 @@ import sys
 import time
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
 
-__all__ = ["ROOT", "MODEL", "streaming_job", "produce_steadily", "wait_until_serving"]
+__all__ = ["ROOT", "MODEL", "create_topics", "streaming_job", "produce_steadily", "wait_until_serving"]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODEL = "examples/classifier.py:model"
 WARM_UP_S = 120  # a job's start-up: JVM, Python workers, first checkpoint
+
+
+def create_topics(bootstrap: str, *names: str) -> None:
+    """Topics of two partitions each, for a benchmark's job to read and write."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, 2, 1) for name in names])
+    finally:
+        admin.close()
 
 
 @contextlib.contextmanager

@@ -18,7 +18,6 @@ import importlib.util
 import json
 import pickle
 import random
-import time
 
 import pytest
 from river import bandit, stats
@@ -46,20 +45,11 @@ from tests.support.bandits import ARMS, EPSILON_GREEDY, LIN_UCB, bandit_stream, 
 from tests.support.flink import run
 from tests.support.kafka import new_topic
 from tests.support.models import DATA, EXAMPLES
-from tests.support.serving import serve_in_thread
+from tests.support.serving import serve_in_thread, until
 
 BAD_REASONS = collections.Counter({"invalid_arms": 2, "invalid_arm": 1, "invalid_target": 1, "unknown_id": 1})
 POLICIES = {"epsilon-greedy": (EPSILON_GREEDY, bandits.epsilon_greedy, False),
             "lin-ucb": (LIN_UCB, bandits.lin_ucb, True)}
-
-
-def _until(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.mark.unit
@@ -147,7 +137,7 @@ def test_serve_answers_the_arm_a_keys_policy_would_pull_now_without_changing_it(
     app = build_app(build_parser().parse_args(["serve", "--models", str(tmp_path)]))
     app.follower.start()
     with serve_in_thread(app) as client:
-        assert _until(client.healthy)
+        assert until(client.healthy)
         expected = [copy.deepcopy(policy).pull(ARMS) for _ in range(3)]
         answers = [client.predict({"key": "user-0", "arms": ARMS}) for _ in range(3)]
         assert [(status, answer["prediction"], answer["model_version"]) for status, answer in answers] == [

@@ -5,7 +5,6 @@ template, a snapshot never replaces a newer one, and every bad request is a
 400 (or 401, 404, 413) with a reason while the server keeps answering.
 """
 
-import time
 
 import pytest
 from river import anomaly, base, linear_model
@@ -14,7 +13,7 @@ from jobs.cli.parser import build_parser
 from jobs.cli.serve import build_app
 from operators.records import model_snapshot_record, template_record
 from state.envelope import dump_state
-from tests.support.serving import serve_in_thread
+from tests.support.serving import serve_in_thread, until
 
 pytestmark = pytest.mark.unit
 
@@ -63,17 +62,8 @@ def client(classifiers):
     app = _serve(classifiers[0])
     app.follower.start()
     with serve_in_thread(app) as client:
-        assert _until(client.healthy)
+        assert until(client.healthy)
         yield client
-
-
-def _until(condition, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_every_key_is_answered_by_its_snapshot_and_an_unseen_key_by_the_template(client, classifiers):
@@ -153,16 +143,16 @@ def test_a_snapshot_never_replaces_a_newer_one_and_a_newer_one_is_served(tmp_pat
     app = _serve(tmp_path)
     app.follower.start()
     with serve_in_thread(app) as client:
-        assert _until(client.healthy)
+        assert until(client.healthy)
         assert client.predict({"key": "k", "x": X})[1]["model_version"] == 10  # restored now
         # A replay writes an older version later: the key keeps version 10.
         _write(tmp_path, "part-1.jsonl", [model_snapshot_record("k", 3, dump_state(new), 9_000)])
-        assert _until(lambda: app.follower.records == 3)
+        assert until(lambda: app.follower.records == 3)
         assert client.predict({"key": "k", "x": X})[1]["model_version"] == 10
         # An in-progress file is not committed: not read.
         _write(tmp_path, ".part-2.jsonl.inprogress", [model_snapshot_record("k", 50, dump_state(new), 9_000)])
         _write(tmp_path, "part-3.jsonl", [model_snapshot_record("k", 40, dump_state(new), 9_500)])
-        assert _until(lambda: client.predict({"key": "k", "x": X})[1]["model_version"] == 40)
+        assert until(lambda: client.predict({"key": "k", "x": X})[1]["model_version"] == 40)
         answer = client.predict({"key": "k", "x": X})[1]
         assert answer["prediction"] == new.predict_one(X) and answer["model_ts"] == 9.5
 
@@ -173,7 +163,7 @@ def test_a_model_that_raises_is_a_400_and_the_server_goes_on(tmp_path):
     app = _serve(tmp_path)
     app.follower.start()
     with serve_in_thread(app) as client:
-        assert _until(client.healthy)
+        assert until(client.healthy)
         status, answer = client.predict({"key": "k", "x": {"boom": 1.0}})
         assert (status, answer["error"]) == (400, "model_error") and "boom is not a feature" in answer["detail"]
         assert client.predict({"key": "k", "x": {"a": 1.0}}) == (200, {
@@ -189,7 +179,7 @@ def test_anomaly_scores_and_a_token(tmp_path):
     app = _serve(tmp_path, "--token", "s3cret")
     app.follower.start()
     with serve_in_thread(app) as client:
-        assert _until(client.healthy)  # /health needs no token
+        assert until(client.healthy)  # /health needs no token
         status, answer = client.predict({"key": "s", "x": {"a": 0.5, "b": 0.1}})
         assert (status, answer["error"]) == (401, "unauthorized")
         assert client.request("GET", "/metrics")[0] == 401
@@ -203,7 +193,7 @@ def test_a_loaded_server_with_no_destination_yet_is_healthy_and_says_no_template
     app = _serve(tmp_path / "not-yet")
     app.follower.start()
     with serve_in_thread(app) as client:
-        assert _until(client.healthy)
+        assert until(client.healthy)
         status, answer = client.predict({"key": "k", "x": X})
         assert (status, answer["error"]) == (503, "no_template")
 

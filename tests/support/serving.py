@@ -15,7 +15,7 @@ import time
 
 from jobs.local.processes import end, free_ports, launch
 
-__all__ = ["Client", "serve_process", "serve_in_thread"]
+__all__ = ["Client", "serve_process", "serve_in_thread", "until"]
 
 
 class Client:
@@ -99,3 +99,13 @@ def serve_in_thread(app, token: str | None = None):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def until(condition, timeout: float = 10.0) -> bool:
+    """Whether ``condition()`` came true within ``timeout`` seconds (an in-process server's followers read in threads)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -125,7 +125,6 @@ class Board:
         self._events_of_key: dict[str, collections.deque] = {}
         self._dead_letters: collections.Counter = collections.Counter()
         self._dead_letter_buckets: dict[float, collections.Counter] = {}
-        self.records = 0
         self.version = 0  # changes with every record taken
         self._overview: dict | None = None
         self._overview_at = 0.0
@@ -166,7 +165,7 @@ class Board:
                 if curve is None:
                     curve = track.curves[key] = Curve(self.key_points)
                 curve.add(n, value)
-            self._changed()
+            self.version += 1
 
     def take_event(self, record: dict, received: float) -> None:
         """Fold one lifecycle event (``"event": "drift"`` or ``"promotion"``, ``operators.records``)."""
@@ -180,7 +179,7 @@ class Board:
             if recent is None:
                 recent = self._events_of_key[key] = collections.deque(maxlen=RECENT_EVENTS)
             recent.append(record)
-            self._changed()
+            self.version += 1
 
     def take_dead_letter(self, record: dict, received: float) -> None:
         """Count one dead letter by its reason, in the time bucket it was read in (dead letters carry no time)."""
@@ -191,11 +190,7 @@ class Board:
         with self._lock:
             self._dead_letters[reason] += 1
             self._dead_letter_buckets.setdefault(bucket, collections.Counter())[reason] += 1
-            self._changed()
-
-    def _changed(self) -> None:
-        self.records += 1
-        self.version += 1
+            self.version += 1
 
     # -- what the server reads -----------------------------------------------------------------------
 
@@ -244,7 +239,7 @@ class Board:
         buckets = sorted(self._dead_letter_buckets.items())
         return {
             "version": self.version,
-            "records": self.records,
+            "records": self.version,  # every record taken changes the board once
             "metric": self.metric,
             "bigger_is_better": upwards,
             "models": models,
