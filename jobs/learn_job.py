@@ -16,6 +16,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from jobs.kafka_topics import ensure_compacted
 from jobs.model_spec import load_template
 from jobs.runtime.environment import create_environment
+from jobs.runtime.jvm import stop_jvm
 from jobs.settings import Settings, kafka_topic_of
 from jobs.sinks import add_sinks
 from jobs.sources import event_lines
@@ -208,6 +209,13 @@ def load_models(settings: Settings) -> tuple[dict, Kind, object]:
     return templates, kind, metric
 
 
+def _stop_jvm_when_interrupted(exc_type, exc, traceback) -> bool:
+    """On Ctrl-C, end the mini-cluster that is still checkpointing; the error goes on either way."""
+    if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+        stop_jvm()
+    return False
+
+
 def _result_when_done(client):
     """The result of a job submitted to a cluster, asked for as soon as the job ends.
 
@@ -239,6 +247,7 @@ def run_job(settings: Settings):
         checkpoint_dir = settings.checkpoint_dir
         if checkpoint_dir is None and settings.jobmanager is None:  # nobody will resume from these: gone with the run
             checkpoint_dir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="riverflink-checkpoints-"))
+            cleanup.push(_stop_jvm_when_interrupted)  # unwound first: the job stops writing before its folder goes
         models_topic = kafka_topic_of(settings.outputs.models_out)
         if models_topic is not None:
             ensure_compacted(settings.kafka, models_topic, settings.parallelism)

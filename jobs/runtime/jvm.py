@@ -10,15 +10,17 @@ for that reason.
 import contextlib
 import os
 import pathlib
+import signal
 import site
 import threading
+import time
 
 import pyflink.java_gateway
 from pyflink.java_gateway import get_gateway
 
 from jobs.runtime.class_archive import archive_options, note_writer, partial_written
 
-__all__ = ["start_jvm", "start_jvm_early", "expose_worker_environment", "python_path", "PROJECT_ROOT", "WORKER_BOOT", "WORKER_HASH_SEED"]
+__all__ = ["start_jvm", "start_jvm_early", "stop_jvm", "expose_worker_environment", "python_path", "PROJECT_ROOT", "WORKER_BOOT", "WORKER_HASH_SEED"]
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]  # holds jobs/, operators/, state/
 WORKER_BOOT = pathlib.Path(__file__).resolve().parent / "worker_boot"  # see its sitecustomize.py
@@ -98,6 +100,38 @@ def start_jvm(extra_jars=()):
         if _early_failure:
             raise _early_failure[0]
     return _start(extra_jars=extra_jars)
+
+
+def stop_jvm(timeout_s: float = 30.0) -> None:
+    """End the client's JVM, and with it an embedded mini-cluster and its Python workers, and wait until it is gone.
+
+    The JVM ends by itself when this process does; a run interrupted with
+    Ctrl-C ends it first, so that a job still checkpointing into a temporary
+    folder does not write into it while the folder is removed.
+
+    Parameters
+    ----------
+    timeout_s
+        How long to wait for the JVM's shutdown hooks before killing it.
+    """
+    if pyflink.java_gateway._gateway is None or "PYFLINK_GATEWAY_PORT" in os.environ:  # none, or not ours (flink run)
+        return
+    pid = get_gateway().jvm.java.lang.ProcessHandle.current().pid()
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline = float("inf")
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the child ``pid`` still runs; reaps it once it has ended."""
+    try:
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:  # already reaped, or not this process's child
+        return pathlib.Path(f"/proc/{pid}").exists()
 
 
 def expose_worker_environment() -> None:
