@@ -21,7 +21,8 @@ from jobs.settings import Settings, kafka_topic_of
 from jobs.sinks import add_sinks
 from jobs.sources import event_lines
 from operators.batching import batched_process
-from operators.keying import key_lines, keyed_by_first_field
+from operators.global_model import GLOBAL_KINDS, GLOBAL_VERSIONS, GlobalConfig, GlobalLearnerFunction
+from operators.keying import UNROUTABLE, keyed_by_first_field, with_keys
 from operators.learner_config import LearnerConfig
 from operators.learner_function import LearnerFunction
 from operators.lifecycle import LifecycleOptions, check_lifecycle, make_detector
@@ -82,17 +83,29 @@ def learned_streams(lines: DataStream, settings: Settings, templates: dict, kind
         ``output name -> DataStream`` for ``predictions`` and each of ``outputs`` the model's kind has
         (a kind without a metric has no ``metrics``).
     """
-    config = learner_config(settings, templates, kind, metric, outputs)
+    global_template = load_global_model(settings, kind)
+    config = learner_config(settings, templates, kind, metric, outputs, global_template)
     learner = LearnerFunction(config)
-    keyed = key_lines(lines)
+    keyed_rows = with_keys(lines, UNROUTABLE).name("key")  # the key read in Java (operators.keying)
+    keyed = keyed_by_first_field(keyed_rows, Types.STRING())
+    streams = {}
+    versions = None
+    if global_template is not None:  # beside the learner, on the same lines: a graph has no loops
+        global_learned = batched_process(
+            keyed_by_first_field(keyed_rows, Types.STRING()),
+            GlobalLearnerFunction(_global_config(settings, kind, global_template, "global_trace" in outputs)),
+            settings.tuning.batch_lines, Settings.ms(settings.batch_delay),
+        ).name("global-learn").uid("global-learner").set_parallelism(1)
+        versions = global_learned.get_side_output(GLOBAL_VERSIONS)
+        streams["global_trace"] = global_learned
     if config.batched:
         learned = batched_process(keyed, learner, settings.tuning.batch_lines, Settings.ms(settings.batch_delay),
-                                  live_key_states=LIVE_KEY_STATES)
+                                  live_key_states=LIVE_KEY_STATES, global_versions=versions)
     else:
         learned = keyed.process(learner, output_type=Types.STRING())
     predictions = learned.name("learn").uid("learner")
 
-    streams = {"predictions": predictions}
+    streams["predictions"] = predictions
     if config.emits_dead_letters:
         streams["dead_letters"] = predictions.get_side_output(DEAD_LETTERS)
     if config.emits_snapshots:
@@ -125,7 +138,17 @@ def _template_line(settings: Settings, templates: dict) -> str:
     return template_record(dump_state(fresh), time.time_ns() // 1_000_000, serving=serving)
 
 
-def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outputs: Collection[str]) -> LearnerConfig:
+def _global_config(settings: Settings, kind: Kind, template, traced: bool) -> GlobalConfig:
+    """The global model's operator's configuration: it starts as each key's model does (a clone, or a warm copy)."""
+    lifecycle = settings.lifecycle
+    start = template if lifecycle.warm_start else template.clone()
+    return GlobalConfig(template=dump_state(start), kind=kind, every=lifecycle.global_every,
+                        interval_ms=Settings.ms(lifecycle.global_interval), label_ttl_ms=Settings.ms(settings.label_ttl),
+                        traced=traced)
+
+
+def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outputs: Collection[str],
+                   global_template=None) -> LearnerConfig:
     """The learner's configuration for ``settings``.
 
     Parameters
@@ -136,6 +159,8 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outp
         What ``load_models`` returned; ``metric`` None (a kind without one) emits no metrics.
     outputs
         Which outputs to emit besides predictions (``jobs.settings.OUTPUT_NAMES``).
+    global_template
+        The ``--global-model`` as ``load_global_model`` returned it, or None.
     """
     lifecycle = None
     if settings.has_lifecycle:
@@ -157,6 +182,8 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outp
         cache_bytes=int(settings.tuning.key_cache_mb * 2**20),
         warm_start=settings.lifecycle.warm_start,
         lifecycle=lifecycle,
+        global_template=None if global_template is None else dump_state(
+            global_template if settings.lifecycle.warm_start else global_template.clone()),
         process_mode=settings.execution_mode == "process",
         batched=settings.batches_lines,
         batch_lines=settings.tuning.batch_lines,
@@ -203,10 +230,25 @@ def load_models(settings: Settings) -> tuple[dict, Kind, object]:
         if kind is Kind.BANDIT and getattr(template, "seed", None) is None:
             logger.warning("%s has no seed: its keys draw differently on every run, and after a restore from a "
                            "checkpoint they no longer draw as an uninterrupted run would; give it a seed", spec)
+    shared = load_global_model(settings, kind) is not None
     if settings.has_lifecycle:  # what depends on the models: the metric judges challengers, the kind has errors
         detector = None if settings.lifecycle.drift_detector is None else make_detector(settings.lifecycle.drift_detector, kind)
-        check_lifecycle(kind, metric, challenged=len(templates) > 1, drift_detection=detector is not None)
+        check_lifecycle(kind, metric, challenged=len(templates) > 1 or shared, drift_detection=detector is not None)
     return templates, kind, metric
+
+
+def load_global_model(settings: Settings, kind: Kind):
+    """The ``--global-model`` of ``settings`` as loaded (None without one), checked against the keys' models' ``kind``."""
+    spec = settings.lifecycle.global_model
+    if spec is None:
+        return None
+    template, global_kind = load_template(spec)
+    if global_kind is not kind:
+        raise SettingsError(f"--global-model {spec} is a {global_kind.value}, but --model is a {kind.value}")
+    if kind not in GLOBAL_KINDS:
+        raise SettingsError(f"--global-model: a {kind.value} cannot be one; a global model is a classifier or "
+                            "a regressor, learning from every key's labels")
+    return template
 
 
 def _stop_jvm_when_interrupted(exc_type, exc, traceback) -> bool:

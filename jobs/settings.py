@@ -36,7 +36,7 @@ __all__ = [
 
 STATE_BACKENDS = ("hashmap", "rocksdb")
 EXECUTION_MODES = ("thread", "process")
-OUTPUT_NAMES = ("predictions", "metrics", "dead_letters", "models_out", "events")
+OUTPUT_NAMES = ("predictions", "metrics", "dead_letters", "models_out", "events", "global_trace")
 KAFKA_DELIVERIES = ("exactly-once", "at-least-once")
 ON_DRIFT = ("none", "reset")  # what a key does when its drift detector fires: report it, or also start over
 KAFKA_OFFSETS = ("earliest", "latest", "committed")  # or a point in time, see parse_start_offset
@@ -164,6 +164,7 @@ class OutputSettings:
     dead_letters: str | None = None
     models_out: str | None = None
     events: str | None = None  # promotions and drifts
+    global_trace: str | None = None  # what the global model learned, in the order it learned it (audits, tests)
 
     @property
     def destinations(self) -> dict[str, str | None]:
@@ -181,6 +182,9 @@ class LifecycleSettings:
     promotion_margin: float = 0.0  # how much better than the serving model it must be over the window
     drift_detector: str | None = None  # a river.drift detector class name, watching each key's errors
     on_drift: str = "none"  # or "reset": each of the key's models starts over
+    global_model: str | None = None  # a model spec learning from every key's labelled events, a candidate in each key
+    global_every: int = 1000  # the global model's learn steps between the versions sent to the learners
+    global_interval: float = 5.0  # seconds at most between versions, while the global model learns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,6 +318,17 @@ class Settings:
             raise SettingsError(f"--on-drift {lifecycle.on_drift} needs a --drift-detector")
         if self.outputs.events is not None and not self.has_lifecycle:
             raise SettingsError("--events reports promotions and drifts: give --challenger or --drift-detector")
+        if lifecycle.global_every < 1:
+            raise SettingsError(f"--global-every must be at least 1, not {lifecycle.global_every}")
+        if lifecycle.global_interval <= 0:
+            raise SettingsError(f"--global-interval must be positive, not {lifecycle.global_interval}")
+        if self.outputs.global_trace is not None and lifecycle.global_model is None:
+            raise SettingsError("--global-trace records what the global model learns: give --global-model or --global")
+        if kafka_topic_of(self.outputs.global_trace) is not None:
+            raise SettingsError("--global-trace must be a directory: a topic would keep its order only per key")
+        if lifecycle.global_model is not None and not self.batches_lines:
+            raise SettingsError("--global-model needs the learner's batches (thread mode, --batch-lines above 1), "
+                                "through which its versions reach the learner")
 
     def _check_kafka(self, outputs: list[str]) -> None:
         kafka = self.kafka
@@ -362,13 +377,14 @@ class Settings:
 
     @property
     def models(self) -> tuple[str, ...]:
-        """Every model spec, the serving one's (``--model``) first; also their names in outputs."""
+        """Every model spec of each key, the ``--model``'s first; also their names in outputs (the global model is not one)."""
         return (self.model, *self.lifecycle.challengers)
 
     @property
     def has_lifecycle(self) -> bool:
         """Whether keys have more than one model to judge or a drift detector (``operators.lifecycle``)."""
-        return bool(self.lifecycle.challengers) or self.lifecycle.drift_detector is not None
+        lifecycle = self.lifecycle
+        return bool(lifecycle.challengers) or lifecycle.drift_detector is not None or lifecycle.global_model is not None
 
     @property
     def batches_lines(self) -> bool:

@@ -67,7 +67,9 @@ def add_sinks(env: StreamExecutionEnvironment, settings: Settings, streams: dict
         topic = kafka_topic_of(destination)
         if topic is None:
             sink = _file_sink(worker_location(destination), part_prefix(name))
-            stream.sink_to(sink).name(f"sink-{name}").uid(f"sink-{name}")
+            sunk = stream.sink_to(sink).name(f"sink-{name}").uid(f"sink-{name}")
+            if name == "global_trace":  # the one order the global model learned in: one writer, one file
+                sunk.set_parallelism(1)
         else:
             # Rows (key, value), the key None for all-keys metrics: the record key, in Java.
             kafka_outputs[name] = (topic, with_keys(stream, None).name(f"key-{name}").uid(f"key-{name}"))

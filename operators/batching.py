@@ -24,7 +24,8 @@ BATCH_TYPE = Types.ROW([Types.STRING(), Types.ROW([Types.BASIC_ARRAY(Types.STRIN
 
 
 def batched_process(keyed: KeyedStream, function: KeyedProcessFunction, max_lines: int,
-                    max_delay_ms: int, live_key_states: tuple[str, ...] = ()) -> DataStream:
+                    max_delay_ms: int, live_key_states: tuple[str, ...] = (),
+                    global_versions: DataStream | None = None) -> DataStream:
     """``keyed.process(function, Types.STRING())``, up to ``max_lines`` lines per call, none older than ``max_delay_ms``.
 
     Parameters
@@ -42,6 +43,11 @@ def batched_process(keyed: KeyedStream, function: KeyedProcessFunction, max_line
         Names of the keyed states of which every key with state holds one: a restored subtask
         counts their keys for the ``keys_live`` gauge, which the function then keeps current
         (the Java context's ``keysChanged``).
+    global_versions
+        The global model's versions, ``Row(version LONG, envelope BYTES)``
+        (``operators.global_model.GLOBAL_VERSIONS``), broadcast to every subtask, whose
+        function asks for the latest with each batch (``riverflink.GlobalAwareBatchedOperator``);
+        None for no global model.
 
     Returns
     -------
@@ -56,7 +62,10 @@ def batched_process(keyed: KeyedStream, function: KeyedProcessFunction, max_line
     j_states = gateway.new_array(gateway.jvm.String, len(live_key_states))
     for i, name in enumerate(live_key_states):
         j_states[i] = name
-    operator = gateway.jvm.riverflink.BatchedPythonKeyedProcessOperator(
-        get_j_env_configuration(j_stream.getExecutionEnvironment()), info, BATCH_TYPE.get_java_type_info(),
-        j_output_type, max_lines, max_delay_ms, j_states)
+    operator_class = gateway.jvm.riverflink.BatchedPythonKeyedProcessOperator
+    if global_versions is not None:
+        operator_class = gateway.jvm.riverflink.GlobalAwareBatchedOperator
+        j_stream = j_stream.connect(global_versions._j_data_stream.broadcast())
+    operator = operator_class(get_j_env_configuration(keyed._j_data_stream.getExecutionEnvironment()), info,
+                              BATCH_TYPE.get_java_type_info(), j_output_type, max_lines, max_delay_ms, j_states)
     return DataStream(j_stream.transform("KEYED PROCESS", j_output_type, operator))

@@ -26,7 +26,7 @@ from pyflink.datastream import DataStream
 from pyflink.datastream.data_stream import KeyedStream
 from pyflink.java_gateway import get_gateway
 
-__all__ = ["key_lines", "keyed_by_first_field", "with_keys"]
+__all__ = ["UNROUTABLE", "keyed_by_first_field", "with_keys"]
 
 UNROUTABLE = ""  # the routing key of a line without a readable key: decode_event rejects an empty key
 
@@ -54,22 +54,6 @@ def with_keys(lines: DataStream, missing: str | None) -> DataStream:
     j_lines = lines._j_data_stream
     j_rows = j_lines.map(get_gateway().jvm.riverflink.KeyOfLine(missing)).setParallelism(j_lines.getParallelism())
     return DataStream(j_rows)
-
-
-def key_lines(lines: DataStream) -> KeyedStream:
-    """Raw event lines keyed by their ``key`` field; the learner receives each line as it came.
-
-    Parameters
-    ----------
-    lines
-        The raw event lines (``jobs.sources.event_lines``).
-
-    Returns
-    -------
-    KeyedStream
-        The lines keyed by their ``key`` in Java, a line without one on ``UNROUTABLE``.
-    """
-    return keyed_by_first_field(with_keys(lines, UNROUTABLE).name("key"), Types.STRING())
 
 
 def keyed_by_first_field(rows: DataStream, value_type: TypeInformation) -> KeyedStream:

@@ -42,6 +42,9 @@ class LearnerConfig:
         New keys copy what the templates have learned, instead of cloning them.
     lifecycle
         Challengers' promotion and drift detection options, or None for one model per key.
+    global_template
+        The envelope of the global model as it starts (``operators.global_model``), or None for none: then
+        the learner gets its versions with each batch (``operators.batching``), and each key has it as a candidate.
     process_mode
         The job runs in PyFlink's process mode (Beam workers), not thread mode.
     batched
@@ -70,6 +73,7 @@ class LearnerConfig:
     cache_bytes: int = 0
     warm_start: bool = False
     lifecycle: LifecycleOptions | None = None
+    global_template: bytes | None = None
     process_mode: bool = False
     batched: bool = False
     batch_lines: int = 1

@@ -92,7 +92,8 @@ class LearnerFunction(KeyedProcessFunction):
         new_metric = lambda: None if metric_template is None else metric_template.clone()  # noqa: E731
         policy = None
         if config.lifecycle is not None:
-            policy = LifecyclePolicy.from_options(config.kind, new_models, new_metric, config.lifecycle)
+            global_template = None if config.global_template is None else load_state(config.global_template)
+            policy = LifecyclePolicy.from_options(config.kind, new_models, new_metric, config.lifecycle, global_template)
         self.step = LearningStep(config.kind, new_model=new_models[first], new_metric=new_metric,
                                  label_ttl_ms=config.label_ttl_ms, policy=policy, arms=config.arms)
         self.decisions = config.kind is Kind.BANDIT
@@ -138,6 +139,8 @@ class LearnerFunction(KeyedProcessFunction):
             self._flush_counters()
             self._report_keys(ctx)
             return
+        if self.step.has_global:
+            self._follow_global(ctx._j_context)
         for key, line in zip(keys, lines):
             select(key)
             self._process_line(key, line, ctx, predictions, side_outputs)
@@ -149,6 +152,12 @@ class LearnerFunction(KeyedProcessFunction):
         yield from side_outputs
         if predictions:  # one string for the batch: the Java operator emits each line as its own record
             yield "\n".join(predictions)
+
+    def _follow_global(self, context) -> None:
+        """Answer for the global model with the version the Java operator holds: a batch never spans two."""
+        version = context.globalVersion()
+        if version != self.step.global_version:
+            self.step.use_global(version, load_state(bytes(context.globalModel())))
 
     def _process_line(self, key: str, line: str, ctx, predictions: list, side_outputs: list) -> None:
         """Learn from one raw event line routed to ``key`` (the current key); outputs go to the two lists."""
@@ -265,7 +274,8 @@ class LearnerFunction(KeyedProcessFunction):
             for name, candidate in candidates.items():
                 yield METRICS, metric_record(key, candidate.metric, candidate.metric_n, now_ms, model=name)
         if (config.emits_snapshots and (end_of_input or timestamp % config.snapshot_interval_ms == 0)
-                and loaded.unsnapshotted):  # else the key's last snapshot holds this model (often at the end)
+                and loaded.unsnapshotted and state.model is not None):  # None: the global model serves the key
+            # Unsnapshotted: else the key's last snapshot holds this model (often at the end).
             loaded.unsnapshotted = False
             serving = None if state.lifecycle is None else state.lifecycle.serving
             # Plain pickle: written once a second or more, restored once per server (``state.envelope``).

@@ -25,7 +25,7 @@ import typing
 from operators.bandits import BanditVerbs, policy_for_key
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import Event, decode_event
-from operators.lifecycle import Lifecycle, LifecyclePolicy
+from operators.lifecycle import GLOBAL, Lifecycle, LifecyclePolicy
 from operators.model_kinds import Kind, Predictor
 from operators.records import Prediction
 from state.exceptions import StateError
@@ -134,11 +134,20 @@ class LearningStep:
         self.bandit = BanditVerbs.for_policy(template) if kind is Kind.BANDIT else None
         self.bandit_template = template
         self.arms = None if arms is None else list(arms)
+        self.has_global = policy is not None and policy.has_global
+        # The global model's version the learner holds (use_global); version 0 is its template.
+        self.global_version, self.global_model = 0, policy.global_template if self.has_global else None
+
+    def use_global(self, version: int, model) -> None:
+        """Answer for the global model with ``model``, its version ``version``, from now on."""
+        self.global_version, self.global_model = version, model
 
     def new_state(self) -> KeyState:
         state = KeyState(model=self.new_model(), metric=self.new_metric())
         if self.policy is not None:
             state.lifecycle = self.policy.new_lifecycle(state.model)
+            if state.lifecycle.serving == GLOBAL:  # the key's own model learns in shadow until promoted
+                state.model = None
         return state
 
     def _predictor(self, state: KeyState) -> Predictor:
@@ -155,8 +164,13 @@ class LearningStep:
             )
         return self.predictor if not life.candidates else self.policy.predictors[life.serving]
 
-    def process(self, state: KeyState, ids, event: Event, now_ms: int) -> Outcome:
-        """Apply ``event`` to ``state``; ``ids`` maps event ids to their status (see module doc)."""
+    def process(self, state: KeyState, ids, event: Event, now_ms: int, global_answer: tuple | None = None) -> Outcome:
+        """Apply ``event`` to ``state``; ``ids`` maps event ids to their status (see module doc).
+
+        With a global model, ``global_answer`` is what it answered for the
+        event when it was first processed (a replay); None asks the version
+        this step holds (``use_global``).
+        """
         kept = ids.get(event.id) if event.id is not None else None
         if event.is_label_only:
             return self._label(state, ids, event, kept, now_ms)
@@ -167,15 +181,24 @@ class LearningStep:
         life = state.lifecycle
         predictor = self._predictor(state)
         try:
-            prediction, for_metric, extras = predictor.predict(state.model, event.x)
+            if self.has_global and global_answer is None:
+                global_answer = self._global_answer(event.x)
+            served_by_global = self.has_global and life.serving == GLOBAL  # then the key's state.model is None
+            if served_by_global:
+                _, prediction, for_metric, extras = global_answer
+            else:
+                prediction, for_metric, extras = predictor.predict(state.model, event.x)
+            if self.has_global:  # which model answered, and the global model's version, served or judged
+                extras = {**extras, "model": life.serving, "global_version": global_answer[0]}
             served = Prediction(event.key, event.id, event.ts, prediction, state.model_version, extras)
             if life is not None:  # what the labels will judge: every model's guess, and the served one
-                judged = self.policy.shadow_predict(life, event.x)
+                judged = self.policy.shadow_predict(life, event.x, None if global_answer is None else global_answer[2])
                 judged[life.serving] = for_metric
                 for_metric = (for_metric, prediction, judged)
             learns = event.y is not None or not self.kind.supervised
             if learns:
-                predictor.learn(state.model, event.x, event.y)
+                if state.model is not None:
+                    predictor.learn(state.model, event.x, event.y)
                 if life is not None:
                     self.policy.shadow_learn(life, event.x, event.y)
                 state.model_version += 1
@@ -188,6 +211,8 @@ class LearningStep:
         metric_update, model_updates, events = judgement or (None, (), ())
         changed = learns or metric_update is not None or bool(model_updates)
         replay = (event.raw, None, now_ms) if changed or event.id is not None else None
+        if replay is not None and global_answer is not None:  # a replay must not ask a version that has moved on
+            replay += (global_answer,)
         return Outcome(prediction=served, metric_update=metric_update, model_updates=model_updates, events=events,
                        learned=learns, replay=replay, state_changed=changed)
 
@@ -220,7 +245,8 @@ class LearningStep:
                            replay=(event.raw, kept, now_ms), state_changed=True)
         try:
             if learns:
-                predictor.learn(state.model, x, event.y)
+                if state.model is not None:
+                    predictor.learn(state.model, x, event.y)
                 if life is not None:
                     self.policy.shadow_learn(life, x, event.y)
                 state.model_version += 1
@@ -332,11 +358,13 @@ class LearningStep:
         model that fails where it once learned, an entry that does not belong
         to this state).
         """
-        raw, kept, now_ms = entry
+        raw, kept, now_ms, *answered = entry  # and what the global model answered, with one
         event = decode_event(raw, decisions=self.bandit is not None)
         ids = {} if kept is None else {event.id: kept}
-        outcome = self.process(state, ids, event, now_ms) if isinstance(event, Event) else None
-        if outcome is None or outcome.replay != entry:
+        outcome = None
+        if isinstance(event, Event):
+            outcome = self.process(state, ids, event, now_ms, global_answer=answered[0] if answered else None)
+        if outcome is None or outcome.replay is None or outcome.replay[:3] != entry[:3]:
             key = getattr(event, "key", None)
             raise StateError(f"replaying an event of key {key!r} did not change its state as it first did")
         return ids
@@ -350,6 +378,11 @@ class LearningStep:
 
     def _expired(self, kept, now_ms: int) -> bool:
         return self.label_ttl_ms is not None and kept[0] == PENDING and now_ms - kept[3] > self.label_ttl_ms
+
+    def _global_answer(self, x: dict) -> tuple:
+        """``(version, prediction, metric input, extras)`` of the global model's version this step holds."""
+        prediction, for_metric, extras = self.policy.predictors[GLOBAL].predict(self.global_model, x)
+        return self.global_version, prediction, for_metric, extras
 
     @staticmethod
     def _update_metric(state: KeyState, y, for_metric) -> tuple | None:

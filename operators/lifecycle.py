@@ -20,7 +20,9 @@ from operators.records import drift_record, promotion_record
 from state.envelope import load_state
 from state.exceptions import SettingsError
 
-__all__ = ["Candidate", "Lifecycle", "LifecycleOptions", "LifecyclePolicy", "check_lifecycle", "make_detector"]
+__all__ = ["GLOBAL", "Candidate", "Lifecycle", "LifecycleOptions", "LifecyclePolicy", "check_lifecycle", "make_detector"]
+
+GLOBAL = "global"  # the global model's name among each key's candidates and in outputs (operators.global_model)
 
 
 @dataclasses.dataclass
@@ -110,6 +112,11 @@ class LifecyclePolicy:
         A river drift detector to copy for each key, or None.
     on_drift
         ``"none"`` (report) or ``"reset"`` (each of the key's models starts over).
+    global_template
+        The global model as it starts (``operators.global_model``), or None for none. It is the last
+        candidate, named ``GLOBAL``, and serves a new key first; it has no model in the key
+        (``Candidate.model`` None, and so ``KeyState.model`` while it serves): its answers come
+        with each event, from the version the learner holds.
 
     The options themselves are validated by ``jobs.settings``; what depends on
     the models (their kind, the metric) is refused by ``check_lifecycle``,
@@ -117,14 +124,19 @@ class LifecyclePolicy:
     """
 
     def __init__(self, kind: Kind, new_models: dict, new_metric, promotion_window: int = 100,
-                 promotion_margin: float = 0.0, detector=None, on_drift: str = "none"):
+                 promotion_margin: float = 0.0, detector=None, on_drift: str = "none", global_template=None):
         metric = new_metric()
-        check_lifecycle(kind, metric, challenged=len(new_models) > 1, drift_detection=detector is not None)
+        shared = global_template is not None
+        check_lifecycle(kind, metric, challenged=len(new_models) > 1 or shared, drift_detection=detector is not None)
         self.kind = kind
         self.new_models = new_models
         self.new_metric = new_metric
-        self.names = tuple(new_models)
+        self.names = (*new_models, GLOBAL) if shared else tuple(new_models)
         self.predictors = {name: Predictor.for_model(kind, metric, make()) for name, make in new_models.items()}
+        if shared:
+            self.predictors[GLOBAL] = Predictor.for_model(kind, metric, global_template)
+        self.has_global = shared
+        self.global_template = global_template
         self.window = promotion_window
         self.margin = promotion_margin
         self.bigger_is_better = metric is not None and metric.bigger_is_better
@@ -132,38 +144,47 @@ class LifecyclePolicy:
         self.on_drift = on_drift
 
     @classmethod
-    def from_options(cls, kind: Kind, new_models: dict, new_metric, options: LifecycleOptions) -> "LifecyclePolicy":
+    def from_options(cls, kind: Kind, new_models: dict, new_metric, options: LifecycleOptions,
+                     global_template=None) -> "LifecyclePolicy":
         """The policy ``options`` describe (its detector restored from its envelope), for these models."""
         detector = None if options.detector is None else load_state(options.detector)
         return cls(kind, new_models, new_metric, promotion_window=options.promotion_window,
-                   promotion_margin=options.promotion_margin, detector=detector, on_drift=options.on_drift)
+                   promotion_margin=options.promotion_margin, detector=detector, on_drift=options.on_drift,
+                   global_template=global_template)
 
     @property
     def challenged(self) -> bool:
         return len(self.names) > 1
 
-    def new_lifecycle(self, serving_model) -> Lifecycle:
-        """A new key's lifecycle; ``serving_model`` is the model its state serves from."""
-        life = Lifecycle(serving=self.names[0], detector=None if self.detector is None else self.detector.clone())
+    def new_lifecycle(self, first_model) -> Lifecycle:
+        """A new key's lifecycle; ``first_model`` is its ``--model``'s, which serves unless the global model does."""
+        life = Lifecycle(serving=GLOBAL if self.has_global else self.names[0],
+                         detector=None if self.detector is None else self.detector.clone())
         if self.challenged:
-            models = {self.names[0]: serving_model}
+            models = {self.names[0]: first_model}
             models.update((name, make()) for name, make in list(self.new_models.items())[1:])
+            if self.has_global:
+                models[GLOBAL] = None
             life.candidates = {name: self._candidate(model) for name, model in models.items()}
         return life
 
     def _candidate(self, model) -> Candidate:
         return Candidate(model=model, metric=self.new_metric(), window=utils.Rolling(self.new_metric(), self.window))
 
-    def shadow_predict(self, life: Lifecycle, x: dict) -> dict:
-        """name -> what each model other than the serving one would update its metric with."""
+    def shadow_predict(self, life: Lifecycle, x: dict, global_for_metric=None) -> dict:
+        """name -> what each model other than the serving one would update its metric with.
+
+        ``global_for_metric`` is the global model's, which answered for the event already.
+        """
         return {
-            name: self.predictors[name].predict(candidate.model, x)[1]
+            name: global_for_metric if candidate.model is None else self.predictors[name].predict(candidate.model, x)[1]
             for name, candidate in life.candidates.items() if name != life.serving
         }
 
     def shadow_learn(self, life: Lifecycle, x: dict, y) -> None:
+        """Every model of the key learns but the serving one (the caller's) and the global one (learning elsewhere)."""
         for name, candidate in life.candidates.items():
-            if name != life.serving:
+            if name != life.serving and candidate.model is not None:
                 self.predictors[name].learn(candidate.model, x, y)
 
     def score(self, state, key: str, y, served, for_metric: dict, ts) -> tuple[list, list]:
@@ -211,7 +232,8 @@ class LifecyclePolicy:
         event = drift_record(key, life.serving, state.metric_n, ts, type(life.detector).__name__, self.on_drift)
         if self.on_drift == "reset":
             for name, candidate in life.candidates.items():
-                candidate.model = self.fresh_model(name, key)
+                if candidate.model is not None:  # the global model learns elsewhere
+                    candidate.model = self.fresh_model(name, key)
                 candidate.window = utils.Rolling(self.new_metric(), self.window)
             serving = life.candidates.get(life.serving)
             state.model = self.fresh_model(life.serving, key) if serving is None else serving.model

@@ -79,6 +79,16 @@ def _add_lifecycle(parser: argparse.ArgumentParser) -> None:
                        help="a river.drift detector class (ADWIN, PageHinkley, DDM, ...) on each key's errors")
     group.add_argument("--on-drift", choices=ON_DRIFT, default="none",
                        help="reset: each of the key's models starts over when its detector fires")
+    shared = group.add_mutually_exclusive_group()
+    shared.add_argument("--global-model", metavar="SPEC",
+                        help="one model learning from every key's labelled events, served by each key until its own "
+                             "model beats it over --promotion-window (docs/global-model.md)")
+    shared.add_argument("--global", action="store_true", help="--global-model with the --model's spec")
+    group.add_argument("--global-every", type=int, default=1000, metavar="N",
+                       help="the learners get a new version of the global model every N of its learn steps "
+                            "(default 1000)")
+    group.add_argument("--global-interval", type=_positive_float, default=5.0, metavar="S",
+                       help="... or S seconds after its last version, if it learned since (default 5)")
 
 
 def _add_run(commands) -> None:
@@ -108,6 +118,8 @@ def _add_run(commands) -> None:
     outputs.add_argument("--predictions", help="predictions destination: a directory or kafka://TOPIC")
     outputs.add_argument("--metrics", help="metrics destination: a directory or kafka://TOPIC")
     outputs.add_argument("--dead-letters", help="dead letters destination: a directory or kafka://TOPIC")
+    outputs.add_argument("--global-trace", help="with --global-model: every event it learned from, in the order "
+                                                "it learned them (a directory or kafka://TOPIC)")
     outputs.add_argument("--models-out", help="model snapshots destination: a directory or kafka://TOPIC")
     outputs.add_argument("--events", help="promotions and drifts destination: a directory or kafka://TOPIC")
     outputs.add_argument("--overwrite", action="store_true",
@@ -305,8 +317,10 @@ def settings_from_args(args: argparse.Namespace, scratch: str | None = None) -> 
     lifecycle = LifecycleSettings(
         warm_start=args.warm_start, challengers=tuple(args.challenger), promotion_window=args.promotion_window,
         promotion_margin=args.promotion_margin, drift_detector=args.drift_detector, on_drift=args.on_drift,
+        global_model=args.model if args.__dict__["global"] else args.global_model, global_every=args.global_every,
+        global_interval=args.global_interval,
     )
-    reported = bool(lifecycle.challengers) or lifecycle.drift_detector is not None  # what --events would report
+    reported = bool(lifecycle.challengers) or lifecycle.drift_detector is not None or lifecycle.global_model is not None
     if args.command == "evaluate":
         if args.out is None and scratch is None:
             raise ValueError("evaluate arguments without --out need a scratch directory for the replay's outputs")
@@ -314,7 +328,7 @@ def settings_from_args(args: argparse.Namespace, scratch: str | None = None) -> 
     outputs = {name: getattr(args, name) for name in OUTPUT_NAMES}
     if args.out is not None:
         for name, value in outputs.items():
-            if value is None and (name != "events" or reported):
+            if value is None and (name != "events" or reported) and name != "global_trace":  # an audit: asked for
                 outputs[name] = str(pathlib.Path(args.out) / name.replace("_", "-"))
     return Settings(
         model=args.model,

@@ -44,8 +44,8 @@ def run(tmp_path, model: str, inputs, parallelism: int = 2, destinations: dict[s
     Parameters
     ----------
     tmp_path
-        Every output goes to a directory under it (``events`` only with a lifecycle), unless ``destinations``
-        names another.
+        Every output goes to a directory under it (``events`` only with a lifecycle, ``global_trace``
+        only in ``destinations``), unless ``destinations`` names another.
     model, inputs, parallelism
         The ``Settings`` fields of the same names.
     destinations
@@ -56,8 +56,9 @@ def run(tmp_path, model: str, inputs, parallelism: int = 2, destinations: dict[s
     out = tmp_path / "out"
     placed = {name: str(out / name) for name in OUTPUT_NAMES}
     lifecycle = options.get("lifecycle", LifecycleSettings())
-    if not lifecycle.challengers and not lifecycle.drift_detector:
+    if not lifecycle.challengers and not lifecycle.drift_detector and not lifecycle.global_model:
         del placed["events"]  # nothing to report
+    del placed["global_trace"]  # an audit, written where a test asks for it
     settings = Settings(
         model=model,
         inputs=tuple(str(path) for path in inputs),

@@ -134,7 +134,7 @@ class LifecycleResult:
 
 
 def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 100, margin: float = 0.0,
-                   detector=None, reset_on_drift: bool = False, new_models: dict | None = None):
+                   detector=None, reset_on_drift: bool = False, new_models: dict | None = None, shared: dict | None = None):
     """Per-key results, lifecycle events (promotion, drift) and each model's all-keys metric, in order.
 
     For a classifier or regressor stream.
@@ -145,29 +145,37 @@ def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 
     at least ``margin`` (the best such). With ``detector``, the serving
     model's errors feed a copy per key; on a detection with
     ``reset_on_drift``, every model of the key starts over.
+
+    ``shared`` (name -> ``answer(key, event_id, x) -> (prediction, metric input)``)
+    adds models no key trains, such as the global model: each is judged in every key
+    like the others, and the first serves a new key.
     """
     assert kind in ("classifier", "regressor")
     new_models = new_models or {name: template.clone for name, template in templates.items()}
-    first = next(iter(templates))
+    shared = shared or {}
+    names = [*templates, *shared]
+    first = names[len(templates)] if shared else names[0]
     bigger_is_better = new_metric().bigger_is_better
     results: dict[str, LifecycleResult] = {}
     events = []
     pending = {}
-    overall = {name: new_metric() for name in templates}  # each model over all keys
+    overall = {name: new_metric() for name in names}  # each model over all keys
 
     def fresh(result):
         result.models = {name: make() for name, make in new_models.items()}
-        result.windows = {name: utils.Rolling(new_metric(), window) for name in templates}
+        result.windows = {name: utils.Rolling(new_metric(), window) for name in names}
         result.learned = 0
 
     uses_proba = kind == "classifier" and not new_metric().requires_labels
 
-    def guesses(result, x):
+    def guesses(result, key, event_id, x):
         """name -> (its prediction, what its metric is updated with)."""
         answers = {}
         for name, model in result.models.items():
             prediction = model.predict_one(x)
             answers[name] = (prediction, model.predict_proba_one(x) if uses_proba else prediction)
+        for name, answer in shared.items():
+            answers[name] = answer(key, event_id, x)
         return answers
 
     def label(key, result, x, y, answers, served_by):
@@ -191,7 +199,7 @@ def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 
                 if reset_on_drift:
                     fresh(result)
         serving = result.windows[result.serving]
-        if len(templates) > 1 and len(serving.window) == window:
+        if len(names) > 1 and len(serving.window) == window:
             best, best_gain = None, 0.0
             for name, rolling in result.windows.items():
                 if name != result.serving and len(rolling.window) == window:
@@ -209,7 +217,7 @@ def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 
         key, x, y, event_id = str(event["key"]), event.get("x"), event.get("y"), event.get("id")
         if key not in results:
             result = results[key] = LifecycleResult(metric=new_metric(), serving=first)
-            result.metrics = {name: new_metric() for name in templates}
+            result.metrics = {name: new_metric() for name in names}
             result.detector = None if detector is None else detector.clone()
             fresh(result)
         result = results[key]
@@ -217,7 +225,7 @@ def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 
             kept_x, answers, served_by = pending.pop((key, event_id))
             label(key, result, kept_x, y, answers, served_by)
             continue
-        answers = guesses(result, x)
+        answers = guesses(result, key, event_id, x)
         result.predictions.append((event_id, answers[result.serving][0], result.learned, result.serving))
         if y is None:
             pending[(key, event_id)] = (x, answers, result.serving)

@@ -182,7 +182,7 @@ public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProces
         }
     }
 
-    private void flush() throws Exception {
+    protected final void flush() throws Exception {
         if (keys.isEmpty()) {
             return;
         }
@@ -240,6 +240,15 @@ public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProces
         flush();
         setCurrentKey(timer.getKey());
         super.onProcessingTime(timer);
+    }
+
+    /** The global model's version Python answers with: none without a global model. */
+    protected long currentGlobalVersion() {
+        return 0;
+    }
+
+    protected byte[] currentGlobalModel() {
+        return null;
     }
 
     /**
@@ -334,6 +343,16 @@ public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProces
         /** Make {@code key} the current key: its state and timers are the ones Python reaches next. */
         public void select(String key) {
             setCurrentKey(Row.of(key));
+        }
+
+        /** The version of the global model this batch is answered with; 0 before the first (see {@link GlobalAwareBatchedOperator}). */
+        public long globalVersion() {
+            return currentGlobalVersion();
+        }
+
+        /** The bytes of the global model's current version, or null if there is none. */
+        public byte[] globalModel() {
+            return currentGlobalModel();
         }
 
         /** {@code delta} more keys hold state in this subtask (fewer, if negative): for {@code keys_live}. */

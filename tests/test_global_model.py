@@ -1,0 +1,88 @@
+"""The global model beside each key's own, on real Flink at parallelism 2, against plain river.
+
+The order in which the global model learns is real but not reproducible (two
+learner channels interleave into its one subtask), so the job records it
+(``--global-trace``), and the reference follows it: a plain river loop over
+the trace must give every version the learners answered with, and each key
+must equal a plain loop over its own events that takes the global model's
+answers from the version its prediction names.
+"""
+
+import json
+
+import pytest
+
+from jobs.settings import LifecycleSettings
+from operators.lifecycle import GLOBAL
+from state.destinations import read_records
+from tests.support import datagen
+from tests.support.flink import expected_lifecycle_predictions, predictions_by_id, run
+from tests.support.models import example
+from tests.support.reference import lifecycle_loop
+
+pytestmark = pytest.mark.minicluster
+
+WINDOW = 8
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """One run: 60 keys, delayed labels, a version every 25 learn steps, promotion over 8 labels."""
+    tmp_path = tmp_path_factory.mktemp("global")
+    spec, template, _, new_metric = example("classifier")
+    lines = datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("classifier", n_keys=60, n_events=3000)))
+    trace = tmp_path / "trace"
+    outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "events.jsonl", lines)], parallelism=2,
+                  destinations={"global_trace": str(trace)},
+                  lifecycle=LifecycleSettings(global_model=spec, global_every=25, promotion_window=WINDOW))
+    return spec, lines, template, new_metric, outputs, list(read_records(trace))
+
+
+def _global_versions(template, trace: list[dict], wanted: set[int]) -> dict:
+    """Version -> the global model after that many steps of a plain river loop over ``trace``, for each wanted one."""
+    model, versions = template.clone(), {}
+    if 0 in wanted:
+        versions[0] = model.clone(include_attributes=True)
+    for record in trace:
+        model.learn_one(record["x"], record["y"])
+        if record["version"] in wanted:
+            versions[record["version"]] = model.clone(include_attributes=True)
+    return versions
+
+
+def test_the_global_model_learns_every_label_once_and_in_the_order_it_records(job):
+    _, lines, _, _, outputs, trace = job
+    labelled = {(e["key"], e["id"]) for e in map(json.loads, lines) if "y" in e}
+    assert [record["version"] for record in trace] == list(range(1, len(labelled) + 1))
+    assert {(record["key"], record["id"]) for record in trace} == labelled
+    assert outputs.dead_letters == []
+
+
+def test_every_answer_of_a_global_version_is_that_version_of_a_plain_loop(job):
+    _, lines, template, _, outputs, trace = job
+    x_of = {(e["key"], e["id"]): e["x"] for e in map(json.loads, lines) if "x" in e}
+    by_global = [p for p in outputs.predictions if p["model"] == GLOBAL]
+    versions = _global_versions(template, trace, {p["global_version"] for p in by_global})
+    assert len(versions) > 10, "the learners answered with many versions"
+    for p in by_global:
+        assert p["prediction"] == versions[p["global_version"]].predict_one(x_of[(p["key"], p["id"])]), p
+
+
+def test_each_key_equals_a_plain_loop_given_the_global_answers(job):
+    spec, lines, template, new_metric, outputs, trace = job
+    asked = {(p["key"], p["id"]): p["global_version"] for p in outputs.predictions}
+    versions = _global_versions(template, trace, set(asked.values()))
+
+    def global_answer(key, event_id, x):
+        prediction = versions[asked[(key, event_id)]].predict_one(x)
+        return prediction, prediction  # accuracy judges labels
+
+    expected, expected_events, _ = lifecycle_loop(lines, {"own": template}, "classifier", new_metric, window=WINDOW,
+                                                  shared={GLOBAL: global_answer})
+    served = {(p["key"], p["id"]): p["model"] for p in outputs.predictions}
+    assert predictions_by_id(outputs.predictions) == expected_lifecycle_predictions(expected)
+    assert served == {(key, event_id): GLOBAL if by == GLOBAL else spec
+                      for key, result in expected.items() for event_id, _, _, by in result.predictions}
+    promotions = [e for e in outputs.events if e["event"] == "promotion"]
+    assert {e["to"] for e in promotions} == {spec, GLOBAL}, "keys moved both ways"
+    assert len(promotions) == len(expected_events)
