@@ -3,6 +3,7 @@
     PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.throughput
     PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.throughput --parallelism 2 --cluster 2
     PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.throughput --snapshot-interval 1
+    PYTHONHASHSEED=0 .venv/bin/python -m benchmarks.throughput --parallelism 2 --global
 
 The bare loop is what people run today: json.loads and a dict of river
 models, predict_one then learn_one, no fault tolerance. The job is the full
@@ -30,7 +31,7 @@ from jobs.local.cluster import cluster_processes, start_cluster, stop_cluster
 from jobs.local.processes import free_ports
 from jobs.model_spec import load_template
 from jobs.profiles import PROFILE_NAMES
-from jobs.settings import OutputSettings, Settings, TuningSettings
+from jobs.settings import LifecycleSettings, OutputSettings, Settings, TuningSettings
 from operators.learning_step import KeyState
 from state.destinations import committed_files
 from state.envelope import dump_state
@@ -93,6 +94,8 @@ def main(argv=None) -> None:
                         help="a Flink option for the job, repeatable (e.g. execution.buffer-timeout.interval=100ms)")
     parser.add_argument("--snapshot-interval", type=float, metavar="S",
                         help="also write model snapshots (--models-out) every S seconds, as riverflink serve follows them")
+    parser.add_argument("--global", dest="global_model", action="store_true",
+                        help="with a global model (--global): its operator beside the learner, a candidate in each key")
     parser.add_argument("--cluster", type=int, default=0, metavar="N",
                         help="run on a local cluster of N TaskManagers (one slot each); default: the mini-cluster")
     parser.add_argument("--cold-cluster", action="store_true",
@@ -117,6 +120,7 @@ def main(argv=None) -> None:
                 parallelism=args.parallelism, state_backend=args.state_backend,
                 execution_mode=args.execution_mode, checkpoint_interval=args.checkpoint_interval, jobmanager=jobmanager,
                 flink_options=tuple(args.flink_option),
+                lifecycle=LifecycleSettings(global_model=args.model if args.global_model else None),
                 tuning=TuningSettings(key_cache_mb=args.key_cache_mb, batch_lines=args.batch_lines,
                                       batch_delay=args.batch_delay, profile=args.profile,
                                       snapshot_interval=args.snapshot_interval or TuningSettings.snapshot_interval),
