@@ -111,6 +111,7 @@ def learn_per_key(lines: DataStream, model: str, **options) -> Learned:
     settings = settings_of(model, options)
     templates, kind, metric = load_models(settings)
     prepare_environment(lines.get_execution_environment(), settings)
-    streams = learned_streams(lines, settings, templates, kind, metric, OUTPUT_NAMES)
+    wanted = [name for name in OUTPUT_NAMES if name != "global_trace"]  # an audit of the CLI's
+    streams = learned_streams(lines, settings, templates, kind, metric, wanted)
     return Learned(predictions=streams["predictions"], metrics=streams.get("metrics"),
                    dead_letters=streams["dead_letters"], models=streams["models_out"], events=streams["events"])
