@@ -139,10 +139,9 @@ def _template_line(settings: Settings, templates: dict) -> str:
 
 
 def _global_config(settings: Settings, kind: Kind, template, traced: bool) -> GlobalConfig:
-    """The global model's operator's configuration: it starts as each key's model does (a clone, or a warm copy)."""
+    """The global model's operator's configuration: it starts from its spec as it is (a ``.pkl`` learns on)."""
     lifecycle = settings.lifecycle
-    start = template if lifecycle.warm_start else template.clone()
-    return GlobalConfig(template=dump_state(start), kind=kind, every=lifecycle.global_every,
+    return GlobalConfig(template=dump_state(template), kind=kind, every=lifecycle.global_every,
                         interval_ms=Settings.ms(lifecycle.global_interval), label_ttl_ms=Settings.ms(settings.label_ttl),
                         traced=traced)
 
@@ -182,8 +181,7 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outp
         cache_bytes=int(settings.tuning.key_cache_mb * 2**20),
         warm_start=settings.lifecycle.warm_start,
         lifecycle=lifecycle,
-        global_template=None if global_template is None else dump_state(
-            global_template if settings.lifecycle.warm_start else global_template.clone()),
+        global_template=None if global_template is None else dump_state(global_template),
         process_mode=settings.execution_mode == "process",
         batched=settings.batches_lines,
         batch_lines=settings.tuning.batch_lines,

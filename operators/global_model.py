@@ -18,6 +18,7 @@ through a ``KeyStore`` that writes them by each barrier; a checkpoint holds
 the model as of its place in the stream, and a restore goes on from there.
 """
 
+import bisect
 import dataclasses
 import time
 import typing
@@ -39,12 +40,16 @@ from state.exceptions import StateError
 from state.key_cache import KeyCache
 from state.key_store import KeyStore
 
-__all__ = ["GLOBAL", "GLOBAL_KINDS", "GLOBAL_VERSIONS", "GlobalConfig", "GlobalState", "GlobalStep", "GlobalLearnerFunction"]
+__all__ = [
+    "GLOBAL", "GLOBAL_KINDS", "GLOBAL_VERSIONS", "UNKNOWN_TIME", "GlobalConfig", "GlobalState", "GlobalStep",
+    "GlobalLearnerFunction", "version_for",
+]
 
 GLOBAL_KINDS = (Kind.CLASSIFIER, Kind.REGRESSOR)
 SHARED_KEY = UNROUTABLE  # the shared state's key: no event has it (decode_event rejects an empty key)
-# Row(version, envelope of the model after that many learn steps), broadcast into the learner.
-GLOBAL_VERSIONS = OutputTag("global-versions", Types.ROW([Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())]))
+# Row(version, learned until (ms), envelope of the model after that many learn steps), broadcast into the learner.
+GLOBAL_VERSIONS = OutputTag("global-versions", Types.ROW([Types.LONG(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())]))
+UNKNOWN_TIME = -(1 << 63)  # a version's "learned until" when some event it learned had no ts: Java's Long.MIN_VALUE
 _NO_CACHE_LIMIT = 1 << 62  # the one shared state always stays deserialized
 
 
@@ -67,14 +72,54 @@ class GlobalConfig:
 
 @dataclasses.dataclass
 class GlobalState:
-    """The shared model and how many learn steps it has made: its version."""
+    """The shared model, how many learn steps it has made (its version), and the latest event time it learned from."""
 
     model: typing.Any
     model_version: int = 0
+    learned_until_ms: int = UNKNOWN_TIME  # UNKNOWN_TIME also once an event without a ts was learned
+    untimed: bool = False
 
     @property
     def changed_since_new(self) -> bool:
         return self.model_version > 0
+
+    def learned(self, ts_ms: int | None) -> None:
+        """Count a learn step, from an event of time ``ts_ms`` (None: unknown)."""
+        self.model_version += 1
+        if ts_ms is None:
+            self.untimed, self.learned_until_ms = True, UNKNOWN_TIME
+        elif not self.untimed and ts_ms > self.learned_until_ms:
+            self.learned_until_ms = ts_ms
+
+
+def version_for(versions: list, learned_until: list, ts: float | None) -> int:
+    """Which held version answers an event of time ``ts``: the newest that learned only from earlier events.
+
+    Parameters
+    ----------
+    versions, learned_until
+        The versions held, oldest first, and the latest event time (ms) each learned from, which
+        never decreases, but for a last run of ``UNKNOWN_TIME`` (events without a ts came).
+    ts
+        The event's time (epoch seconds), or None.
+
+    Returns
+    -------
+    int
+        That version; the newest when ``ts`` or its time is unknown (a live stream's answer),
+        the oldest when every version held learned from later events.
+
+    Examples
+    --------
+    >>> version_for([0, 25, 50], [UNKNOWN_TIME, 1_000, 2_000], 1.5), version_for([0, 25, 50], [UNKNOWN_TIME, 1_000, 2_000], None)
+    (25, 50)
+    >>> version_for([25, 50], [1_000, 2_000], 0.5), version_for([25, 50], [1_000, UNKNOWN_TIME], 0.5)
+    (25, 50)
+    """
+    if ts is None or learned_until[-1] == UNKNOWN_TIME:
+        return versions[-1]
+    earlier = bisect.bisect_left(learned_until, int(ts * 1000))  # how many learned only from earlier events
+    return versions[max(earlier - 1, 0)]
 
 
 class GlobalStep:
@@ -90,10 +135,10 @@ class GlobalStep:
     >>> from river import linear_model
     >>> step = GlobalStep(Kind.REGRESSOR, linear_model.LinearRegression())
     >>> state, ids = GlobalState(linear_model.LinearRegression()), {}
-    >>> step.process(state, ids, decode_event('{"key": "a", "id": "e1", "x": {"f": 1.0}}'), now_ms=0), ids
-    (None, {'e1': ('pending', {'f': 1.0}, None, 0)})
+    >>> step.process(state, ids, decode_event('{"key": "a", "id": "e1", "x": {"f": 1.0}, "ts": 2}'), now_ms=0), ids
+    (None, {'e1': ('pending', {'f': 1.0}, 2.0, 0)})
     >>> step.process(state, ids, decode_event('{"key": "a", "id": "e1", "y": 3.0}'), now_ms=5)
-    ({'f': 1.0}, 3.0)
+    ({'f': 1.0}, 3.0, 2000)
     >>> step.process(state, ids, decode_event('{"key": "a", "id": "e1", "y": 3.0}'), now_ms=6), state.model_version
     (None, 1)
     """
@@ -106,7 +151,10 @@ class GlobalStep:
         self.predictor = Predictor.for_model(kind, None, template)
 
     def process(self, state: GlobalState, ids, event: Event, now_ms: int) -> tuple | None:
-        """Apply ``event``; returns ``(x, y)`` when the model learned them, the replay entry of the change, else None.
+        """Apply ``event``; returns ``(x, y, ts_ms)`` when the model learned them, the replay entry of the change, else None.
+
+        ``ts_ms`` is when the label was known: the labelling event's ``ts``,
+        else the prediction's, else None.
 
         ``ids`` changes (a prediction waiting, a label used or come too late)
         are the caller's to keep. The model raising leaves ``ids`` untouched
@@ -119,26 +167,27 @@ class GlobalStep:
             if self.label_ttl_ms is not None and now_ms - kept[3] > self.label_ttl_ms:
                 ids[event.id] = (EXPIRED,)
                 return None
-            x = kept[1]
+            x, ts = kept[1], event.ts if event.ts is not None else kept[2]
         elif kept is not None:  # a duplicate
             return None
         else:
-            x = event.x
+            x, ts = event.x, event.ts
         if event.y is None:
             if event.id is not None:
-                ids[event.id] = (PENDING, x, None, now_ms)
+                ids[event.id] = (PENDING, x, ts, now_ms)
             return None
         self.predictor.learn(state.model, x, event.y)
-        state.model_version += 1
+        ts_ms = None if ts is None else int(ts * 1000)
+        state.learned(ts_ms)
         if event.id is not None:
             ids[event.id] = (DONE,)
-        return x, event.y
+        return x, event.y, ts_ms
 
     def replay(self, state: GlobalState, entry: tuple) -> dict:
         """Learn again what the step that returned ``entry`` learned; no ids (they were written at once)."""
-        x, y = entry
+        x, y, ts_ms = entry
         self.predictor.learn(state.model, x, y)
-        state.model_version += 1
+        state.learned(ts_ms)
         return {}
 
 
@@ -239,7 +288,7 @@ class GlobalLearnerFunction(KeyedProcessFunction):
             self.learned.inc()
             version = loaded.state.model_version
             if config.traced:
-                trace.append(trace_record(version, key, event, *entry))
+                trace.append(trace_record(version, key, event, *entry[:2]))
             if version - self.sent >= config.every:
                 out.append(self._version(loaded.state))
         select(SHARED_KEY)
@@ -253,7 +302,7 @@ class GlobalLearnerFunction(KeyedProcessFunction):
 
     def _version(self, state: GlobalState):
         self.sent = self.version_gauge = state.model_version
-        return GLOBAL_VERSIONS, Row(state.model_version, dump_state(state.model))
+        return GLOBAL_VERSIONS, Row(state.model_version, state.learned_until_ms, dump_state(state.model))
 
     def on_timer(self, timestamp, ctx):
         if timestamp == self.send_timer_ms:

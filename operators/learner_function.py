@@ -40,6 +40,7 @@ from operators.dead_letters import DeadLetter, Reason
 from operators.events import decode_event
 from operators.flink_metrics import COUNTERS_EVERY_S, SAMPLE_EVERY, BatchedCounter
 from operators.garbage_collection import freeze_long_lived
+from operators.global_model import version_for
 from operators.learner_config import LearnerConfig
 from operators.learning_step import LearningStep
 from operators.lifecycle import LifecyclePolicy
@@ -97,6 +98,7 @@ class LearnerFunction(KeyedProcessFunction):
         self.step = LearningStep(config.kind, new_model=new_models[first], new_metric=new_metric,
                                  label_ttl_ms=config.label_ttl_ms, policy=policy, arms=config.arms)
         self.decisions = config.kind is Kind.BANDIT
+        self.global_models = {}  # version -> the global model's version, loaded, while the Java operator holds it
         group = runtime_context.get_metrics_group()
         self.keys_read = BatchedCounter(group.counter("keys_read_from_state"))  # not in the cache: read, replayed
         self.store = KeyStore(
@@ -140,10 +142,12 @@ class LearnerFunction(KeyedProcessFunction):
             self._report_keys(ctx)
             return
         if self.step.has_global:
-            self._follow_global(ctx._j_context)
+            self._hold_global_versions(ctx._j_context)
         for key, line in zip(keys, lines):
             select(key)
             self._process_line(key, line, ctx, predictions, side_outputs)
+        if self.step.has_global:
+            self._release_global_versions(ctx._j_context)
         if self.store.dropped:
             self.store.write_dropped(select)
         self._report_keys(ctx)
@@ -153,11 +157,32 @@ class LearnerFunction(KeyedProcessFunction):
         if predictions:  # one string for the batch: the Java operator emits each line as its own record
             yield "\n".join(predictions)
 
-    def _follow_global(self, context) -> None:
-        """Answer for the global model with the version the Java operator holds: a batch never spans two."""
-        version = context.globalVersion()
-        if version != self.step.global_version:
-            self.step.use_global(version, load_state(bytes(context.globalModel())))
+    def _hold_global_versions(self, context) -> None:
+        """Learn which versions of the global model the Java operator holds: one call a batch."""
+        pairs = context.globalVersions()
+        self.global_versions, self.global_until = list(pairs[0::2]), list(pairs[1::2])
+        self.global_context = context
+        self.oldest_answered = None
+        for version in [v for v in self.global_models if v < self.global_versions[0]]:
+            del self.global_models[version]
+
+    def _answer_global_for(self, event) -> None:
+        """Make the step answer ``event`` with the newest version that learned only from earlier events."""
+        version = version_for(self.global_versions, self.global_until, event.ts)
+        if self.oldest_answered is None or version < self.oldest_answered:
+            self.oldest_answered = version
+        if version == self.step.global_version:
+            return
+        model = self.global_models.get(version)
+        if model is None:
+            blob = bytes(self.global_context.globalModel(version))
+            model = self.global_models[version] = self.step.policy.global_template if not blob else load_state(blob)
+        self.step.use_global(version, model)
+
+    def _release_global_versions(self, context) -> None:
+        """Let the versions older than any this batch answered with go: events come roughly in time order."""
+        if self.oldest_answered is not None and self.oldest_answered > self.global_versions[0]:
+            context.releaseGlobalBefore(self.oldest_answered)
 
     def _process_line(self, key: str, line: str, ctx, predictions: list, side_outputs: list) -> None:
         """Learn from one raw event line routed to ``key`` (the current key); outputs go to the two lists."""
@@ -166,6 +191,8 @@ class LearnerFunction(KeyedProcessFunction):
         if isinstance(event, DeadLetter) or event.key != key:
             self._reject_line(line, event, side_outputs)
             return
+        if self.step.has_global and not event.is_label_only:
+            self._answer_global_for(event)
         config = self.config
         timers = ctx.timer_service()
         now_ms = time.time_ns() // 1_000_000  # Flink's processing time is this clock; reading it here skips a JVM call

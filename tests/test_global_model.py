@@ -86,3 +86,15 @@ def test_each_key_equals_a_plain_loop_given_the_global_answers(job):
     promotions = [e for e in outputs.events if e["event"] == "promotion"]
     assert {e["to"] for e in promotions} == {spec, GLOBAL}, "keys moved both ways"
     assert len(promotions) == len(expected_events)
+
+
+def test_a_backfill_answers_each_event_with_a_version_that_learned_only_from_earlier_events(job):
+    """The global operator reads the file ahead of the learners; the versions it answers with may not."""
+    _, lines, _, _, outputs, trace = job
+    ts_of = {(e["key"], e["id"]): e["ts"] for e in map(json.loads, lines) if "ts" in e}
+    learned_until = [0.0]  # version -> the latest time of an event it learned (a label has its prediction's)
+    for record in trace:
+        learned_until.append(max(learned_until[-1], ts_of[(record["key"], record["id"])]))
+    answered = [(learned_until[p["global_version"]], ts_of[(p["key"], p["id"])]) for p in outputs.predictions]
+    assert all(until < ts for until, ts in answered)
+    assert max(p["global_version"] for p in outputs.predictions) > len(trace) / 2, "and later versions did answer"

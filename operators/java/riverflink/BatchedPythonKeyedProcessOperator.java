@@ -242,14 +242,16 @@ public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProces
         super.onProcessingTime(timer);
     }
 
-    /** The global model's version Python answers with: none without a global model. */
-    protected long currentGlobalVersion() {
-        return 0;
+    /** Without a global model: none held. */
+    protected long[] heldGlobalVersions() {
+        return new long[0];
     }
 
-    protected byte[] currentGlobalModel() {
-        return null;
+    protected byte[] heldGlobalModel(long version) {
+        throw new IllegalStateException("this learner has no global model");
     }
+
+    protected void releaseGlobalVersionsBefore(long version) {}
 
     /**
      * PyFlink fuses a Python function that follows this one into a copy, which would hand it
@@ -345,14 +347,22 @@ public class BatchedPythonKeyedProcessOperator extends EmbeddedPythonKeyedProces
             setCurrentKey(Row.of(key));
         }
 
-        /** The version of the global model this batch is answered with; 0 before the first (see {@link GlobalAwareBatchedOperator}). */
-        public long globalVersion() {
-            return currentGlobalVersion();
+        /**
+         * The global model's versions this subtask holds, oldest first, as pairs: version, then the
+         * latest event time it learned from (ms; {@code Long.MIN_VALUE}: unknown). See {@link GlobalAwareBatchedOperator}.
+         */
+        public long[] globalVersions() {
+            return heldGlobalVersions();
         }
 
-        /** The bytes of the global model's current version, or null if there is none. */
-        public byte[] globalModel() {
-            return currentGlobalModel();
+        /** The bytes of a version held; empty for version 0, the global model as it started. */
+        public byte[] globalModel(long version) {
+            return heldGlobalModel(version);
+        }
+
+        /** No event to come needs a version older than {@code version}: let them go. */
+        public void releaseGlobalBefore(long version) {
+            releaseGlobalVersionsBefore(version);
         }
 
         /** {@code delta} more keys hold state in this subtask (fewer, if negative): for {@code keys_live}. */
