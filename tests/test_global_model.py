@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from jobs.settings import LifecycleSettings
+from jobs.cli.evaluate import SERVED, evaluate
+from jobs.settings import LifecycleSettings, OutputSettings, Settings
 from operators.lifecycle import GLOBAL
 from state.destinations import read_records
 from tests.support import datagen
@@ -68,17 +69,21 @@ def test_every_answer_of_a_global_version_is_that_version_of_a_plain_loop(job):
         assert p["prediction"] == versions[p["global_version"]].predict_one(x_of[(p["key"], p["id"])]), p
 
 
-def test_each_key_equals_a_plain_loop_given_the_global_answers(job):
-    spec, lines, template, new_metric, outputs, trace = job
-    asked = {(p["key"], p["id"]): p["global_version"] for p in outputs.predictions}
+def _reference(spec, lines, template, new_metric, predictions, trace):
+    """``lifecycle_loop`` of each key, the global model answering with the version each prediction names."""
+    asked = {(p["key"], p["id"]): p["global_version"] for p in predictions}
     versions = _global_versions(template, trace, set(asked.values()))
 
     def global_answer(key, event_id, x):
         prediction = versions[asked[(key, event_id)]].predict_one(x)
         return prediction, prediction  # accuracy judges labels
 
-    expected, expected_events, _ = lifecycle_loop(lines, {"own": template}, "classifier", new_metric, window=WINDOW,
-                                                  shared={GLOBAL: global_answer})
+    return lifecycle_loop(lines, {spec: template}, "classifier", new_metric, window=WINDOW, shared={GLOBAL: global_answer})
+
+
+def test_each_key_equals_a_plain_loop_given_the_global_answers(job):
+    spec, lines, template, new_metric, outputs, trace = job
+    expected, expected_events, _ = _reference(spec, lines, template, new_metric, outputs.predictions, trace)
     served = {(p["key"], p["id"]): p["model"] for p in outputs.predictions}
     assert predictions_by_id(outputs.predictions) == expected_lifecycle_predictions(expected)
     assert served == {(key, event_id): GLOBAL if by == GLOBAL else spec
@@ -98,3 +103,24 @@ def test_a_backfill_answers_each_event_with_a_version_that_learned_only_from_ear
     answered = [(learned_until[p["global_version"]], ts_of[(p["key"], p["id"])]) for p in outputs.predictions]
     assert all(until < ts for until, ts in answered)
     assert max(p["global_version"] for p in outputs.predictions) > len(trace) / 2, "and later versions did answer"
+
+
+def test_evaluate_shows_the_served_own_and_global_figures_side_by_side(tmp_path):
+    spec, template, _, new_metric = example("classifier")
+    lines = datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("classifier", n_keys=20, n_events=800)))
+    out = tmp_path / "out"
+    settings = Settings(model=spec, inputs=(str(datagen.write_lines(tmp_path / "events.jsonl", lines)),),
+                        lifecycle=LifecycleSettings(global_model=spec, global_every=25, promotion_window=WINDOW),
+                        outputs=OutputSettings(**{name: str(out / name) for name in (
+                            "predictions", "metrics", "events", "dead_letters", "global_trace")}))
+
+    evaluation = evaluate(settings)
+
+    expected, _, overall = _reference(spec, lines, template, new_metric, list(read_records(out / "predictions")),
+                                      list(read_records(out / "global_trace")))
+    served = sum(result.metric.cm.total_true_positives for result in expected.values())
+    assert [(figures.name, figures.value, figures.n) for figures in evaluation.models] == [
+        (SERVED, pytest.approx(served / overall[spec].cm.n_samples, rel=1e-12), overall[spec].cm.n_samples),
+        (spec, pytest.approx(overall[spec].get(), rel=1e-12), overall[spec].cm.n_samples),
+        (GLOBAL, pytest.approx(overall[GLOBAL].get(), rel=1e-12), overall[GLOBAL].cm.n_samples),
+    ]

@@ -4,7 +4,7 @@ The log is replayed through the very job that would serve it (same keying,
 same joining of delayed labels to their predictions, same per-key models and
 metrics), so a label arrives exactly as late as it did in the log and the
 figures are those of river's progressive validation over those events, per
-key and over all keys, for the ``--model`` and each challenger.
+key and over all keys, for the ``--model``, each challenger and the global model.
 """
 
 import dataclasses
@@ -21,6 +21,7 @@ from jobs.cli.tables import format_table
 from jobs.earlier_outputs import prepare_file_outputs
 from jobs.runtime.jvm import start_jvm_early
 from jobs.settings import Settings
+from operators.lifecycle import GLOBAL
 from state.destinations import read_records
 from state.exceptions import RiverflinkError, SettingsError
 
@@ -28,7 +29,7 @@ __all__ = ["ModelFigures", "Evaluation", "command", "evaluate", "evaluation_tabl
 
 logger = logging.getLogger(__name__)
 
-SERVED = "served"  # the predictions as served: the --model's, or, with challengers, each key's champion's
+SERVED = "served"  # the predictions as served: the --model's, or, with challengers or a global model, each key's champion's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,10 +113,10 @@ def evaluate(settings: Settings) -> Evaluation:
         overall = by_key.get(None)
         if overall is None:
             continue
-        name = model or (SERVED if settings.lifecycle.challengers else settings.model)
+        name = model or (SERVED if settings.lifecycle.challengers or settings.lifecycle.global_model else settings.model)
         figures.append(ModelFigures(name, overall["metric"], overall["value"], overall["n"], Spread.of(by_key),
                                     tuple(sorted(curves.get(model, ())))))
-    order = (SERVED, *settings.models)
+    order = (SERVED, *settings.models, GLOBAL)
     figures.sort(key=lambda figure: order.index(figure.name))
     events = list(read_records(outputs.events)) if outputs.events is not None else []
     promotions: dict[str, int] = {}
