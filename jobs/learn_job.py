@@ -25,7 +25,7 @@ from operators.global_model import GLOBAL_KINDS, GLOBAL_VERSIONS, GlobalConfig, 
 from operators.keying import UNROUTABLE, keyed_by_first_field, with_keys
 from operators.learner_config import LearnerConfig
 from operators.learner_function import LearnerFunction
-from operators.lifecycle import LifecycleOptions, check_lifecycle, make_detector
+from operators.lifecycle import GLOBAL, LifecycleOptions, check_lifecycle, make_detector
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, LIFECYCLE_EVENTS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from operators.overall_metric import OverallMetricFunction
@@ -89,11 +89,11 @@ def learned_streams(lines: DataStream, settings: Settings, templates: dict, kind
     keyed_rows = with_keys(lines, UNROUTABLE).name("key")  # the key read in Java (operators.keying)
     keyed = keyed_by_first_field(keyed_rows, Types.STRING())
     streams = {}
-    versions = None
+    versions = global_learned = None
     if global_template is not None:  # beside the learner, on the same lines: a graph has no loops
         global_learned = batched_process(
             keyed_by_first_field(keyed_rows, Types.STRING()),
-            GlobalLearnerFunction(_global_config(settings, kind, global_template, "global_trace" in outputs)),
+            GlobalLearnerFunction(_global_config(settings, templates, kind, global_template, outputs)),
             settings.tuning.batch_lines, Settings.ms(settings.batch_delay),
         ).name("global-learn").uid("global-learner").set_parallelism(1)
         versions = global_learned.get_side_output(GLOBAL_VERSIONS)
@@ -110,9 +110,11 @@ def learned_streams(lines: DataStream, settings: Settings, templates: dict, kind
         streams["dead_letters"] = predictions.get_side_output(DEAD_LETTERS)
     if config.emits_snapshots:
         env = lines.get_execution_environment()
-        template = env.from_collection([_template_line(settings, templates)], type_info=Types.STRING())
+        template = env.from_collection([_template_line(settings, templates, global_template)], type_info=Types.STRING())
         template = template.name("model-template").uid("model-template")
         streams["models_out"] = predictions.get_side_output(MODEL_SNAPSHOTS).union(template)
+        if global_learned is not None:  # its versions, in template records
+            streams["models_out"] = streams["models_out"].union(global_learned.get_side_output(MODEL_SNAPSHOTS))
     if config.emits_events:
         streams["events"] = predictions.get_side_output(LIFECYCLE_EVENTS)
     if config.emits_metrics:
@@ -129,21 +131,29 @@ def learned_streams(lines: DataStream, settings: Settings, templates: dict, kind
     return streams
 
 
-def _template_line(settings: Settings, templates: dict) -> str:
-    """The models output's template record: the model a new key starts from, as the learner makes it."""
+def _keys_template(settings: Settings, templates: dict) -> bytes:
+    """The envelope of the model a new key starts from, as the learner makes it."""
     template = templates[settings.model]
-    fresh = template if settings.lifecycle.warm_start else template.clone()
-    lifecycle = settings.lifecycle
-    serving = settings.model if lifecycle.challengers or lifecycle.drift_detector is not None else None
-    return template_record(dump_state(fresh), time.time_ns() // 1_000_000, serving=serving)
+    return dump_state(template if settings.lifecycle.warm_start else template.clone())
 
 
-def _global_config(settings: Settings, kind: Kind, template, traced: bool) -> GlobalConfig:
+def _template_line(settings: Settings, templates: dict, global_template) -> str:
+    """The models output's template record: the model a new key starts from, which model serves it, and the
+    global model as it starts (version 0)."""
+    now_ms, keys_template = time.time_ns() // 1_000_000, _keys_template(settings, templates)
+    if global_template is not None:
+        return template_record(keys_template, now_ms, serving=GLOBAL, global_version=0,
+                               global_model=dump_state(global_template))
+    return template_record(keys_template, now_ms, serving=settings.model if settings.has_lifecycle else None)
+
+
+def _global_config(settings: Settings, templates: dict, kind: Kind, template, outputs: Collection[str]) -> GlobalConfig:
     """The global model's operator's configuration: it starts from its spec as it is (a ``.pkl`` learns on)."""
     lifecycle = settings.lifecycle
     return GlobalConfig(template=dump_state(template), kind=kind, every=lifecycle.global_every,
                         interval_ms=Settings.ms(lifecycle.global_interval), label_ttl_ms=Settings.ms(settings.label_ttl),
-                        traced=traced)
+                        traced="global_trace" in outputs,
+                        keys_template=_keys_template(settings, templates) if "models_out" in outputs else None)
 
 
 def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outputs: Collection[str],

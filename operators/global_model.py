@@ -32,7 +32,8 @@ from operators.keying import UNROUTABLE
 from operators.learning_step import DONE, EXPIRED, PENDING
 from operators.lifecycle import GLOBAL
 from operators.model_kinds import Kind, Predictor
-from operators.records import to_json
+from operators.outputs import MODEL_SNAPSHOTS
+from operators.records import template_record, to_json
 from operators.timers import END_OF_INPUT
 from state.descriptors import event_ids_descriptor, key_log_descriptor, key_state_descriptor
 from state.envelope import dump_state, load_state
@@ -59,7 +60,10 @@ class GlobalConfig:
 
     ``template`` is the envelope of the model it starts from; ``label_ttl_ms``
     the job's label TTL, judged by this operator's clock; ``traced``: every
-    learn step is also written to the main output, as a ``trace_record``.
+    learn step is also written to the main output, as a ``trace_record``;
+    ``keys_template``: the envelope of the model a new key starts from, when
+    the job writes model snapshots: each version also goes out as a template
+    record (``operators.records.template_record``), for ``riverflink serve``.
     """
 
     template: bytes
@@ -68,6 +72,7 @@ class GlobalConfig:
     interval_ms: int
     label_ttl_ms: int | None = None
     traced: bool = False
+    keys_template: bytes | None = None
 
 
 @dataclasses.dataclass
@@ -290,7 +295,7 @@ class GlobalLearnerFunction(KeyedProcessFunction):
             if config.traced:
                 trace.append(trace_record(version, key, event, *entry[:2]))
             if version - self.sent >= config.every:
-                out.append(self._version(loaded.state))
+                out.extend(self._versions(loaded.state))
         select(SHARED_KEY)
         if loaded.state.model_version > self.sent and not self.send_timer_ms:
             self.send_timer_ms = now_ms + config.interval_ms
@@ -300,13 +305,20 @@ class GlobalLearnerFunction(KeyedProcessFunction):
         if trace:
             yield "\n".join(trace)
 
-    def _version(self, state: GlobalState):
+    def _versions(self, state: GlobalState) -> list:
+        """The side outputs of a new version: to the learners, and with the template to the models output."""
         self.sent = self.version_gauge = state.model_version
-        return GLOBAL_VERSIONS, Row(state.model_version, state.learned_until_ms, dump_state(state.model))
+        blob = dump_state(state.model)
+        out = [(GLOBAL_VERSIONS, Row(state.model_version, state.learned_until_ms, blob))]
+        if self.config.keys_template is not None:
+            out.append((MODEL_SNAPSHOTS, template_record(self.config.keys_template, time.time_ns() // 1_000_000,
+                                                         serving=GLOBAL, global_version=state.model_version,
+                                                         global_model=blob)))
+        return out
 
     def on_timer(self, timestamp, ctx):
         if timestamp == self.send_timer_ms:
             self.send_timer_ms = 0
         loaded = self._shared(select=lambda key: None)  # a timer of the shared key's: it is current
         if loaded.state.model_version > self.sent:
-            yield self._version(loaded.state)
+            yield from self._versions(loaded.state)

@@ -179,7 +179,8 @@ def model_snapshot_record(key: str, model_version: int, model: bytes, now_ms: in
     return to_json(record)
 
 
-def template_record(model: bytes, now_ms: int, serving: str | None = None) -> str:
+def template_record(model: bytes, now_ms: int, serving: str | None = None, global_version: int | None = None,
+                    global_model: bytes | None = None) -> str:
     """The models output's record of the template: what a key with no snapshot yet is answered by.
 
     ``{"key": "", "template": true, "model_version": 0, "ts", "model"}``: the
@@ -189,15 +190,25 @@ def template_record(model: bytes, now_ms: int, serving: str | None = None) -> st
     empty, which no event's key can be: a compacted Kafka topic refuses
     records without a key.
 
+    With a global model, each of its versions comes in such a record, which
+    also holds ``"global_version"`` and ``"global_model"``: the version a key
+    served by it is answered with. One key for both, so compaction keeps the
+    latest, which holds them all.
+
     Examples
     --------
     >>> template_record(b"RFLK", 2_000)
     '{"key": "", "template": true, "model_version": 0, "ts": 2.0, "model": "UkZMSw=="}'
+    >>> template_record(b"RFLK", 2_000, "global", 25, b"G")[82:]
+    '"serving": "global", "global_version": 25, "global_model": "Rw=="}'
     """
     record = {"key": "", "template": True, "model_version": 0, "ts": now_ms / 1000,
               "model": base64.b64encode(model).decode()}
     if serving is not None:
         record["serving"] = serving
+    if global_model is not None:
+        record["global_version"] = global_version
+        record["global_model"] = base64.b64encode(global_model).decode()
     return to_json(record)
 
 

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from jobs.cli.evaluate import SERVED, evaluate
+from jobs.serve.models import ServedModels
 from jobs.settings import LifecycleSettings, OutputSettings, Settings
 from operators.lifecycle import GLOBAL
 from state.destinations import read_records
@@ -124,3 +125,25 @@ def test_evaluate_shows_the_served_own_and_global_figures_side_by_side(tmp_path)
         (spec, pytest.approx(overall[spec].get(), rel=1e-12), overall[spec].cm.n_samples),
         (GLOBAL, pytest.approx(overall[GLOBAL].get(), rel=1e-12), overall[GLOBAL].cm.n_samples),
     ]
+
+
+def test_serve_answers_as_the_job_serves_each_key_at_its_end(job):
+    spec, lines, template, _, outputs, trace = job
+    served = ServedModels()
+    for record in sorted(outputs.templates + outputs.snapshots, key=lambda record: record["ts"]):
+        served.take_record(record, received=0.0)
+    final = _global_versions(template, trace, {len(trace)})[len(trace)]
+    last_serving = {p["key"]: GLOBAL for p in outputs.predictions}  # a key serves the global model until promoted
+    for promotion in sorted(outputs.events, key=lambda event: event["n"]):
+        last_serving[promotion["key"]] = promotion["to"]
+    assert set(last_serving.values()) == {GLOBAL, spec}
+    probe = next(json.loads(line)["x"] for line in lines if "x" in json.loads(line))
+    for key, serving in last_serving.items():
+        answer = served.predict(key, probe).record()
+        if serving == GLOBAL:
+            assert (answer["model"], answer["global_version"]) == (GLOBAL, len(trace)), key
+            assert answer["prediction"] == final.predict_one(probe), key
+        else:
+            assert "model" not in answer
+            assert answer["prediction"] == outputs.models[key].predict_one(probe), key
+    assert served.predict("a key never seen", probe).record()["global_version"] == len(trace)

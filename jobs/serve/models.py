@@ -7,7 +7,8 @@ restored on its first request into an LRU of ``live`` models, and a newer
 snapshot of the key evicts its restored model.
 
 The server never learns: every answer comes from a snapshot the job wrote,
-or, for a key with none yet, from the job's template.
+or, for a key with none yet, from the job's template; a key the job serves
+with its global model, from the newest version of it the job wrote.
 """
 
 import base64
@@ -16,6 +17,7 @@ import dataclasses
 import threading
 
 from operators.bandits import BanditVerbs, policy_for_key
+from operators.lifecycle import GLOBAL
 from operators.model_kinds import Kind, Predictor, kind_of
 from state.envelope import load_state
 
@@ -133,6 +135,7 @@ class ServedModels:
         self._restored: collections.OrderedDict[str, tuple] = collections.OrderedDict()
         self._template: Snapshot | None = None
         self._template_model = None
+        self._global = None  # (version, model, predictor): the newest version of the job's global model read
         self._lock = threading.Lock()
         self.snapshot_bytes = 0  # what the snapshots' blobs hold together
         self.newest_ts = 0.0  # when the newest snapshot held was written
@@ -194,6 +197,8 @@ class ServedModels:
         snapshot = Snapshot.from_record(record, received)
         if record.get("template"):
             self.offer_template(snapshot)
+            if "global_model" in record:
+                self.offer_global(record["global_version"], base64.b64decode(record["global_model"], validate=True))
         elif isinstance(record.get("key"), str):
             self.offer(record["key"], snapshot)
         else:
@@ -207,6 +212,20 @@ class ServedModels:
             if self._template is None or snapshot.ts >= self._template.ts:
                 self._template, self._template_model = snapshot, (model, _predictor_of(model))
 
+    def offer_global(self, version: int, blob: bytes) -> None:
+        """Keep a version of the job's global model, if newer than the one held: keys served by it are answered by it."""
+        if type(version) is not int:
+            raise ValueError("a global model version needs an integer 'global_version'")
+        model = load_state(blob)
+        with self._lock:
+            if self._global is None or version > self._global[0]:
+                self._global = (version, model, _predictor_of(model))
+
+    def _served_by_global(self, key: str) -> bool:
+        """Whether the job serves ``key`` with its global model, as the key's snapshot (or the template) says."""
+        snapshot = self._snapshots.get(key) or self._template
+        return snapshot is not None and snapshot.serving == GLOBAL
+
     def predict(self, key: str, x: dict, arms: list | None = None) -> Answer:
         """Ask the key's latest model (or the template) about ``x``, without changing any model.
 
@@ -215,6 +234,10 @@ class ServedModels:
         copy takes 250), so the served policy, random draws included, stays
         as the job wrote it, and the same question gets the same arm until
         the next snapshot.
+
+        A key the job serves with its global model (``"serving": "global"``)
+        is answered by the newest version of it read, and the answer says
+        which (``model``, ``global_version``), as the job's predictions do.
 
         Raises
         ------
@@ -225,6 +248,8 @@ class ServedModels:
         Exception
             Whatever the model raises on ``x``.
         """
+        if self._served_by_global(key):
+            return self._global_answer(key, x)
         model, predictor, snapshot = self._model_of(key)
         if predictor.kind is Kind.BANDIT:
             if arms is None:
@@ -233,6 +258,17 @@ class ServedModels:
             prediction, extras = BanditVerbs.for_policy(policy).pull(policy, arms, x), {}
         else:
             prediction, _, extras = predictor.predict(model, x)
+        if snapshot is None:
+            return Answer(key, prediction, 0, None, extras)
+        return Answer(key, prediction, snapshot.model_version, snapshot.ts, extras)
+
+    def _global_answer(self, key: str, x: dict) -> Answer:
+        shared, snapshot = self._global, self._snapshots.get(key)
+        if shared is None:
+            raise LookupError(f"the key {key!r} is served by the global model, and no version of it was read yet")
+        version, model, predictor = shared
+        prediction, _, extras = predictor.predict(model, x)
+        extras = {**extras, "model": GLOBAL, "global_version": version}
         if snapshot is None:
             return Answer(key, prediction, 0, None, extras)
         return Answer(key, prediction, snapshot.model_version, snapshot.ts, extras)
