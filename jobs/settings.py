@@ -185,6 +185,7 @@ class LifecycleSettings:
     global_model: str | None = None  # a model spec learning from every key's labelled events, a candidate in each key
     global_every: int = 1000  # the global model's learn steps between the versions sent to the learners
     global_interval: float = 5.0  # seconds at most between versions, while the global model learns
+    admit_after: int | None = None  # with a global model: a key's own models start at its Nth labelled event
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,6 +327,9 @@ class Settings:
             raise SettingsError("--global-trace records what the global model learns: give --global-model or --global")
         if kafka_topic_of(self.outputs.global_trace) is not None:
             raise SettingsError("--global-trace must be a directory: a topic would keep its order only per key")
+        if lifecycle.admit_after is not None and (lifecycle.admit_after < 1 or lifecycle.global_model is None):
+            raise SettingsError("--admit-after N (1 or more) lets a key's own models start at its Nth label, the "
+                                "global model answering until then: give --global-model or --global")
         if lifecycle.global_model is not None and not self.batches_lines:
             raise SettingsError("--global-model needs the learner's batches (thread mode, --batch-lines above 1), "
                                 "through which its versions reach the learner")

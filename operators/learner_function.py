@@ -300,12 +300,13 @@ class LearnerFunction(KeyedProcessFunction):
             candidates = {} if state.lifecycle is None else state.lifecycle.candidates
             for name, candidate in candidates.items():
                 yield METRICS, metric_record(key, candidate.metric, candidate.metric_n, now_ms, model=name)
+        # Served by the global model (whose versions go out on their own), the key's own model is written,
+        # once it has one (--admit-after).
+        model = state.model if state.model is not None else state.lifecycle.candidates[self.step.policy.names[0]].model
         if (config.emits_snapshots and (end_of_input or timestamp % config.snapshot_interval_ms == 0)
-                and loaded.unsnapshotted):  # else the key's last snapshot holds this model (often at the end)
+                and loaded.unsnapshotted and model is not None):  # else its last snapshot holds this model
             loaded.unsnapshotted = False
             serving = None if state.lifecycle is None else state.lifecycle.serving
-            # Served by the global model (whose versions go out on their own), the key's own model is written.
-            model = state.model if state.model is not None else state.lifecycle.candidates[self.step.policy.names[0]].model
             # Plain pickle: written once a second or more, restored once per server (``state.envelope``).
             blob = dump_state(model, fast_restore=False)
             yield MODEL_SNAPSHOTS, model_snapshot_record(key, state.model_version, blob, now_ms, serving=serving)

@@ -135,6 +135,7 @@ class LearningStep:
         self.bandit_template = template
         self.arms = None if arms is None else list(arms)
         self.has_global = policy is not None and policy.has_global
+        self.admits = self.has_global and policy.admit_after is not None
         # The global model's version the learner holds (use_global); version 0 is its template.
         self.global_version, self.global_model = 0, policy.global_template if self.has_global else None
 
@@ -197,6 +198,8 @@ class LearningStep:
                 for_metric = (for_metric, prediction, judged)
             learns = event.y is not None or not self.kind.supervised
             if learns:
+                if self.admits:
+                    self.policy.admit(state, event.key)
                 if state.model is not None:
                     predictor.learn(state.model, event.x, event.y)
                 if life is not None:
@@ -245,6 +248,8 @@ class LearningStep:
                            replay=(event.raw, kept, now_ms), state_changed=True)
         try:
             if learns:
+                if self.admits:
+                    self.policy.admit(state, event.key)
                 if state.model is not None:
                     predictor.learn(state.model, x, event.y)
                 if life is not None:

@@ -46,6 +46,7 @@ class Lifecycle:
     serving: str
     candidates: dict = dataclasses.field(default_factory=dict)
     detector: typing.Any = None
+    labels: int = 0  # labelled events seen, counted only for admission (``LifecyclePolicy.admit_after``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,7 @@ class LifecycleOptions:
     promotion_margin: float = 0.0
     detector: bytes | None = None
     on_drift: str = "none"
+    admit_after: int | None = None
 
 
 def check_lifecycle(kind: Kind, metric, challenged: bool, drift_detection: bool) -> None:
@@ -117,6 +119,10 @@ class LifecyclePolicy:
         candidate, named ``GLOBAL``, and serves a new key first; it has no model in the key
         (``Candidate.model`` None, and so ``KeyState.model`` while it serves): its answers come
         with each event, from the version the learner holds.
+    admit_after
+        With a global model: a key's own models exist only from its ``admit_after``-th labelled
+        event on, which is the first they learn; until then the key holds no model of its own
+        and the global model answers. None: from its first event.
 
     The options themselves are validated by ``jobs.settings``; what depends on
     the models (their kind, the metric) is refused by ``check_lifecycle``,
@@ -124,7 +130,8 @@ class LifecyclePolicy:
     """
 
     def __init__(self, kind: Kind, new_models: dict, new_metric, promotion_window: int = 100,
-                 promotion_margin: float = 0.0, detector=None, on_drift: str = "none", global_template=None):
+                 promotion_margin: float = 0.0, detector=None, on_drift: str = "none", global_template=None,
+                 admit_after: int | None = None):
         metric = new_metric()
         shared = global_template is not None
         check_lifecycle(kind, metric, challenged=len(new_models) > 1 or shared, drift_detection=detector is not None)
@@ -137,6 +144,7 @@ class LifecyclePolicy:
             self.predictors[GLOBAL] = Predictor.for_model(kind, metric, global_template)
         self.has_global = shared
         self.global_template = global_template
+        self.admit_after = admit_after
         self.window = promotion_window
         self.margin = promotion_margin
         self.bigger_is_better = metric is not None and metric.bigger_is_better
@@ -150,19 +158,24 @@ class LifecyclePolicy:
         detector = None if options.detector is None else load_state(options.detector)
         return cls(kind, new_models, new_metric, promotion_window=options.promotion_window,
                    promotion_margin=options.promotion_margin, detector=detector, on_drift=options.on_drift,
-                   global_template=global_template)
+                   global_template=global_template, admit_after=options.admit_after)
 
     @property
     def challenged(self) -> bool:
         return len(self.names) > 1
 
     def new_lifecycle(self, first_model) -> Lifecycle:
-        """A new key's lifecycle; ``first_model`` is its ``--model``'s, which serves unless the global model does."""
+        """A new key's lifecycle; ``first_model`` is its ``--model``'s, which serves unless the global model does.
+
+        Its models are None while it waits for admission (``admit_after``).
+        """
         life = Lifecycle(serving=GLOBAL if self.has_global else self.names[0],
                          detector=None if self.detector is None else self.detector.clone())
         if self.challenged:
             models = {self.names[0]: first_model}
             models.update((name, make()) for name, make in list(self.new_models.items())[1:])
+            if self.admit_after is not None:
+                models = dict.fromkeys(models)
             if self.has_global:
                 models[GLOBAL] = None
             life.candidates = {name: self._candidate(model) for name, model in models.items()}
@@ -176,13 +189,17 @@ class LifecyclePolicy:
 
         ``global_for_metric`` is the global model's, which answered for the event already.
         """
-        return {
-            name: global_for_metric if candidate.model is None else self.predictors[name].predict(candidate.model, x)[1]
-            for name, candidate in life.candidates.items() if name != life.serving
+        answers = {
+            name: self.predictors[name].predict(candidate.model, x)[1]
+            for name, candidate in life.candidates.items() if name != life.serving and candidate.model is not None
         }
+        if self.has_global and life.serving != GLOBAL:
+            answers[GLOBAL] = global_for_metric
+        return answers
 
     def shadow_learn(self, life: Lifecycle, x: dict, y) -> None:
-        """Every model of the key learns but the serving one (the caller's) and the global one (learning elsewhere)."""
+        """Every model of the key learns but the serving one (the caller's), the global one (learning elsewhere)
+        and those not admitted yet."""
         for name, candidate in life.candidates.items():
             if name != life.serving and candidate.model is not None:
                 self.predictors[name].learn(candidate.model, x, y)
@@ -222,6 +239,15 @@ class LifecyclePolicy:
             return y
         return abs(y - served)
 
+    def admit(self, state, key: str) -> None:
+        """Count a labelled event of the key; at the ``admit_after``-th, give the key its own models, fresh."""
+        life = state.lifecycle
+        life.labels += 1
+        if life.labels == self.admit_after:
+            for name, candidate in life.candidates.items():
+                if name != GLOBAL:
+                    candidate.model = self.fresh_model(name, key)
+
     def fresh_model(self, name: str, key: str):
         """A new model ``name`` for ``key``: a bandit policy gets the key's own seed (``operators.bandits``)."""
         model = self.new_models[name]()
@@ -232,7 +258,7 @@ class LifecyclePolicy:
         event = drift_record(key, life.serving, state.metric_n, ts, type(life.detector).__name__, self.on_drift)
         if self.on_drift == "reset":
             for name, candidate in life.candidates.items():
-                if candidate.model is not None:  # the global model learns elsewhere
+                if candidate.model is not None:  # not the global model, which learns elsewhere, nor one not admitted
                     candidate.model = self.fresh_model(name, key)
                 candidate.window = utils.Rolling(self.new_metric(), self.window)
             serving = life.candidates.get(life.serving)

@@ -59,12 +59,12 @@ def test_a_label_after_the_label_ttl_is_not_learned():
     assert state.model_version == 0 and ids["e1"] == ("expired",)
 
 
-def _simulate(lines, every=25):
+def _simulate(lines, every=25, admit_after=None):
     """One process run as the job runs: each event to its key's step, then to the global, whose versions
     reach the learning step every ``every`` learn steps. Returns the key states, their replay logs, the
     predictions, and the global model's versions."""
     policy = LifecyclePolicy(Kind.CLASSIFIER, {OWN: logistic.clone}, metrics.Accuracy, promotion_window=WINDOW,
-                             global_template=logistic.clone())
+                             global_template=logistic.clone(), admit_after=admit_after)
     step = LearningStep(Kind.CLASSIFIER, logistic.clone, metrics.Accuracy, policy=policy)
     global_step, global_state, global_ids = GlobalStep(Kind.CLASSIFIER, logistic), GlobalState(logistic.clone()), {}
     versions = {0: logistic.clone()}
@@ -86,9 +86,10 @@ def _simulate(lines, every=25):
     return step, states, logs, predictions, versions
 
 
-def test_each_key_serves_the_global_model_until_its_own_beats_it_as_a_plain_loop_does():
+@pytest.mark.parametrize("admit_after", [None, 70])
+def test_each_key_serves_the_global_model_until_its_own_beats_it_as_a_plain_loop_does(admit_after):
     lines = _lines()
-    _, states, _, predictions, versions = _simulate(lines)
+    _, states, _, predictions, versions = _simulate(lines, admit_after=admit_after)
     asked = {(p.key, p.id): p.extras["global_version"] for p in predictions}
 
     def global_answer(key, event_id, x):
@@ -96,15 +97,19 @@ def test_each_key_serves_the_global_model_until_its_own_beats_it_as_a_plain_loop
         return prediction, prediction
 
     expected, events, _ = lifecycle_loop(lines, {OWN: logistic}, "classifier", metrics.Accuracy, window=WINDOW,
-                                         shared={GLOBAL: global_answer})
+                                         shared={GLOBAL: global_answer}, admit_after=admit_after)
     assert [(p.key, p.id, p.prediction, p.model_version, p.extras["model"]) for p in predictions] == [
         (p.key, p.id, *by_id[p.id]) for p in predictions
         for by_id in [{e: (pred, v, by) for e, pred, v, by in expected[p.key].predictions}]]
     assert {p.extras["model"] for p in predictions} == {OWN, GLOBAL}
-    assert {(e["from"], e["to"]) for e in events} == {(GLOBAL, OWN), (OWN, GLOBAL)}, "keys moved both ways"
+    moves = {(e["from"], e["to"]) for e in events}
+    assert moves == {(GLOBAL, OWN), (OWN, GLOBAL)} if admit_after is None else (GLOBAL, OWN) in moves
     for key, result in expected.items():
         assert states[key].lifecycle.serving == result.serving
         assert (states[key].model is None) == (result.serving == GLOBAL)
+        assert (states[key].lifecycle.candidates[OWN].model is None) == (result.labels < (admit_after or 0))
+    if admit_after is not None:  # the long tail holds no model of its own
+        assert any(result.labels < admit_after for result in expected.values())
 
 
 def test_a_key_replayed_after_the_global_model_moved_on_is_rebuilt_exactly():
@@ -129,6 +134,9 @@ def test_the_global_options_are_checked_before_any_job_starts(tmp_path):
     assert settings.lifecycle.global_model == settings.model and settings.lifecycle.global_every == 10
     assert settings.outputs.global_trace is None, "the trace is written only when asked for"
     assert settings.outputs.events is not None, "promotions between the global model and a key's own are reported"
+    assert _run_settings("--global", "--admit-after", "3").lifecycle.admit_after == 3
+    with pytest.raises(SettingsError, match="--admit-after"):
+        _run_settings("--admit-after", "3")
     with pytest.raises(SettingsError, match="--global-trace"):
         Settings(model="m.pkl", inputs=(str(DATA),), outputs=OutputSettings(global_trace=str(tmp_path)))
     with pytest.raises(SettingsError, match="must be a directory"):

@@ -89,6 +89,9 @@ def _add_lifecycle(parser: argparse.ArgumentParser) -> None:
                             "(default 1000)")
     group.add_argument("--global-interval", type=_positive_float, default=5.0, metavar="S",
                        help="... or S seconds after its last version, if it learned since (default 5)")
+    group.add_argument("--admit-after", type=int, metavar="N",
+                       help="with a global model: a key gets models of its own only at its Nth labelled event "
+                            "(default: at its first event); until then it holds none")
 
 
 def _add_run(commands) -> None:
@@ -318,7 +321,7 @@ def settings_from_args(args: argparse.Namespace, scratch: str | None = None) -> 
         warm_start=args.warm_start, challengers=tuple(args.challenger), promotion_window=args.promotion_window,
         promotion_margin=args.promotion_margin, drift_detector=args.drift_detector, on_drift=args.on_drift,
         global_model=args.model if args.__dict__["global"] else args.global_model, global_every=args.global_every,
-        global_interval=args.global_interval,
+        global_interval=args.global_interval, admit_after=args.admit_after,
     )
     reported = bool(lifecycle.challengers) or lifecycle.drift_detector is not None or lifecycle.global_model is not None
     if args.command == "evaluate":

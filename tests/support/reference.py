@@ -131,10 +131,12 @@ class LifecycleResult:
     serving: str = None
     detector: object = None
     learned: int = 0
+    labels: int = 0
 
 
 def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 100, margin: float = 0.0,
-                   detector=None, reset_on_drift: bool = False, new_models: dict | None = None, shared: dict | None = None):
+                   detector=None, reset_on_drift: bool = False, new_models: dict | None = None, shared: dict | None = None,
+                   admit_after: int | None = None):
     """Per-key results, lifecycle events (promotion, drift) and each model's all-keys metric, in order.
 
     For a classifier or regressor stream.
@@ -148,7 +150,8 @@ def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 
 
     ``shared`` (name -> ``answer(key, event_id, x) -> (prediction, metric input)``)
     adds models no key trains, such as the global model: each is judged in every key
-    like the others, and the first serves a new key.
+    like the others, and the first serves a new key. With ``admit_after``, a key's
+    own models exist only from its ``admit_after``-th label on, the first they learn.
     """
     assert kind in ("classifier", "regressor")
     new_models = new_models or {name: template.clone for name, template in templates.items()}
@@ -161,8 +164,11 @@ def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 
     pending = {}
     overall = {name: new_metric() for name in names}  # each model over all keys
 
+    def admitted(result):
+        return {name: make() for name, make in new_models.items()} if result.labels >= (admit_after or 0) else {}
+
     def fresh(result):
-        result.models = {name: make() for name, make in new_models.items()}
+        result.models = admitted(result)
         result.windows = {name: utils.Rolling(new_metric(), window) for name in names}
         result.learned = 0
 
@@ -179,6 +185,9 @@ def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 
         return answers
 
     def label(key, result, x, y, answers, served_by):
+        result.labels += 1
+        if result.labels == admit_after:
+            result.models = admitted(result)
         for model in result.models.values():
             model.learn_one(x, y)
         result.learned += 1
