@@ -189,6 +189,7 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outp
         label_ttl_ms=Settings.ms(settings.label_ttl),
         arms=settings.arms,
         key_ttl_ms=Settings.ms(settings.key_ttl),
+        key_ttl_by_ts=settings.key_ttl_by == "ts",
         cache_bytes=int(settings.tuning.key_cache_mb * 2**20),
         warm_start=settings.lifecycle.warm_start,
         lifecycle=lifecycle,

@@ -30,12 +30,13 @@ from state.exceptions import SettingsError
 
 __all__ = [
     "Settings", "KafkaSettings", "OutputSettings", "LifecycleSettings", "TuningSettings",
-    "STATE_BACKENDS", "EXECUTION_MODES", "OUTPUT_NAMES", "KAFKA_DELIVERIES", "ON_DRIFT", "KAFKA_OFFSETS",
+    "STATE_BACKENDS", "EXECUTION_MODES", "KEY_TTL_CLOCKS", "OUTPUT_NAMES", "KAFKA_DELIVERIES", "ON_DRIFT", "KAFKA_OFFSETS",
     "kafka_topic_of", "parse_start_offset", "local_path", "worker_location",
 ]
 
 STATE_BACKENDS = ("hashmap", "rocksdb")
 EXECUTION_MODES = ("thread", "process")
+KEY_TTL_CLOCKS = ("processing", "ts")
 OUTPUT_NAMES = ("predictions", "metrics", "dead_letters", "models_out", "events", "global_trace")
 KAFKA_DELIVERIES = ("exactly-once", "at-least-once")
 ON_DRIFT = ("none", "reset")  # what a key does when its drift detector fires: report it, or also start over
@@ -227,6 +228,7 @@ class Settings:
     label_ttl: float | None = None
     arms: tuple[str, ...] | None = None  # a bandit's arms for decisions that name none
     key_ttl: float | None = None
+    key_ttl_by: str = "processing"  # or "ts": idle by the events' ts, so a backfill expires keys as the live stream did
     parallelism: int = 1
     execution_mode: str = "thread"
     state_backend: str = "hashmap"
@@ -261,6 +263,10 @@ class Settings:
         for option, value in positive.items():
             if value is not None and value <= 0:
                 raise SettingsError(f"{option} must be positive, not {value}")
+        if self.key_ttl_by not in KEY_TTL_CLOCKS:
+            raise SettingsError(f"--key-ttl-by must be one of {', '.join(KEY_TTL_CLOCKS)}, not {self.key_ttl_by!r}")
+        if self.key_ttl_by != "processing" and self.key_ttl is None:
+            raise SettingsError(f"--key-ttl-by {self.key_ttl_by} needs a --key-ttl")
         if self.state_backend not in STATE_BACKENDS:
             raise SettingsError(f"--state-backend must be one of {', '.join(STATE_BACKENDS)}, not {self.state_backend!r}")
         if self.execution_mode not in EXECUTION_MODES:

@@ -10,7 +10,10 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 from pyflink.datastream.connectors.hybrid_source import HybridSource
 from pyflink.datastream.connectors.kafka import (
-    KafkaOffsetResetStrategy, KafkaOffsetsInitializer, KafkaSource, KafkaTopicPartition,
+    KafkaOffsetResetStrategy,
+    KafkaOffsetsInitializer,
+    KafkaSource,
+    KafkaTopicPartition,
 )
 from pyflink.java_gateway import get_gateway
 from pyflink.util.java_utils import get_java_class

@@ -36,6 +36,8 @@ class LearnerConfig:
         A bandit policy's arms for decisions that name none; None: each decision names its arms.
     key_ttl_ms
         How long a key may go without an event before its state is dropped; None is forever.
+    key_ttl_by_ts
+        The key TTL is judged by the events' ``ts`` (event time), not by the clock.
     cache_bytes
         The size of the cache of deserialized keys (``state.key_cache``); 0 keeps none.
     warm_start
@@ -70,6 +72,7 @@ class LearnerConfig:
     label_ttl_ms: int | None = None
     arms: tuple | None = None
     key_ttl_ms: int | None = None
+    key_ttl_by_ts: bool = False
     cache_bytes: int = 0
     warm_start: bool = False
     lifecycle: LifecycleOptions | None = None

@@ -114,6 +114,7 @@ class LearnerFunction(KeyedProcessFunction):
         )
         self.expiry = None if config.key_ttl_ms is None else KeyExpiry(config.key_ttl_ms)
         self.last_seen = None if self.expiry is None else runtime_context.get_state(last_seen_descriptor())
+        self.event_clock_ms = None  # by event time: the latest ts this subtask has seen (since it started)
         self.predicted = BatchedCounter(group.counter("events_predicted"))
         self.learned = BatchedCounter(group.counter("events_learned"))
         self.counters_due = time.monotonic() + COUNTERS_EVERY_S
@@ -197,10 +198,7 @@ class LearnerFunction(KeyedProcessFunction):
         timers = ctx.timer_service()
         now_ms = time.time_ns() // 1_000_000  # Flink's processing time is this clock; reading it here skips a JVM call
         if self.expiry is not None:
-            if self.expiry.idle(self.last_seen.value(), now_ms):  # its check has not fired yet
-                self._drop_key(key, timers)
-            self.last_seen.update(now_ms)
-            timers.register_processing_time_timer(self.expiry.check_at(now_ms))
+            self._expire_or_touch(key, event, now_ms, timers)
         store = self.store
         loaded = store.load(key)
         if loaded is None:
@@ -248,6 +246,44 @@ class LearnerFunction(KeyedProcessFunction):
             self.sampled = 0
             self.process_time.update(int((time.perf_counter() - started) * 1e6))
 
+    def _expire_or_touch(self, key: str, event, now_ms: int, timers) -> None:
+        """Drop the key if it has been idle for the TTL, and remember it as seen now (``--key-ttl``).
+
+        By processing time, now is the clock; by event time (``key_ttl_by_ts``),
+        it is the event's ``ts``, or for an event without one the latest ``ts``
+        this subtask has seen (none yet: the event is not timed).
+        """
+        seen_ms = now_ms
+        if self.config.key_ttl_by_ts:
+            seen_ms = self.event_clock_ms if event.ts is None else int(event.ts * 1000)
+            if seen_ms is None:
+                return
+            self.event_clock_ms = seen_ms if self.event_clock_ms is None else max(self.event_clock_ms, seen_ms)
+        last_seen = self.last_seen.value()
+        if self.expiry.idle(last_seen, seen_ms):  # its check has not fired yet
+            self._drop_key(key, timers)
+        elif last_seen is not None and last_seen > seen_ms:  # an event earlier than the key's last one
+            return
+        self.last_seen.update(seen_ms)
+        timers.register_processing_time_timer(self.expiry.check_at(now_ms))
+
+    def _idle_at_timer(self, timestamp: int, now_ms: int, end_of_input: bool, timers) -> bool:
+        """Whether the timer's key has been idle for the TTL; by event time, a key not idle yet is checked again
+        when it would be, were event time to pass as processing time does."""
+        if not self.config.key_ttl_by_ts:
+            # A processing-time timer is due at `timestamp`: never judge by an earlier clock reading,
+            # or the key's last check could find it not quite idle, and nothing would check it again.
+            return self.expiry.idle(self.last_seen.value(), now_ms if end_of_input else max(now_ms, timestamp))
+        last_seen, clock = self.last_seen.value(), self.event_clock_ms
+        if last_seen is None:
+            return False
+        if clock is not None and self.expiry.idle(last_seen, clock):
+            return True
+        if not end_of_input:
+            remaining = self.expiry.ttl_ms - (0 if clock is None else clock - last_seen)
+            timers.register_processing_time_timer(self.expiry.check_at(now_ms + remaining - self.expiry.ttl_ms))
+        return False
+
     def close(self):
         self._flush_counters()
 
@@ -278,13 +314,9 @@ class LearnerFunction(KeyedProcessFunction):
         now_ms = ctx.timer_service().current_processing_time()
         end_of_input = ctx.time_domain() == TimeDomain.EVENT_TIME
         key = ctx.get_current_key()
-        if self.expiry is not None:
-            # A processing-time timer is due at `timestamp`: never judge by an earlier clock reading,
-            # or the key's last check could find it not quite idle, and nothing would check it again.
-            checked_at = now_ms if end_of_input else max(now_ms, timestamp)
-            if self.expiry.idle(self.last_seen.value(), checked_at):
-                self._drop_key(key, ctx.timer_service())
-                return
+        if self.expiry is not None and self._idle_at_timer(timestamp, now_ms, end_of_input, ctx.timer_service()):
+            self._drop_key(key, ctx.timer_service())
+            return
         store = self.store
         loaded = store.load(key)
         if config.label_ttl_ms is not None and not end_of_input:

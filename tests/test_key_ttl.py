@@ -267,3 +267,25 @@ def _produce_new_keys(bootstrap: str, topic: str, rate: float, seconds: float, e
         producer.send(topic, key=event["key"].encode(), value=json.dumps(event).encode())
     producer.flush()
     producer.close()
+
+
+def test_by_ts_a_backfill_expires_keys_as_the_live_stream_did(tmp_path):
+    """--key-ttl-by ts: a gap in the events' ts, not in the clock, makes a key idle; read in one go from a file."""
+    spec, template, _, new_metric = example("regressor")
+    events = datagen.many_keys("regressor", n_keys=2, n_events=60)
+    for i, event in enumerate(events):
+        event["key"] = {"k0": "a", "k1": "c"}[event["key"]]
+        event["ts"] = float(i)  # one second apart
+    a_events = [e for e in events if e["key"] == "a"]
+    before = datagen.to_lines([e for e in events if e["key"] == "c"] + a_events[:12])
+    later = [{**e, "ts": e["ts"] + 1_000} for e in a_events[12:]]  # "a" comes back 1,000 s later
+    after = datagen.to_lines(later)
+    outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "in.jsonl", before + after)], parallelism=1,
+                  key_ttl=100, key_ttl_by="ts", tuning=TuningSettings(metrics_interval=3600, snapshot_interval=3600))
+
+    first, _ = river_loop(before, template, "regressor", new_metric)
+    fresh, _ = river_loop(after, template, "regressor", new_metric)
+    assert outputs.predictions_by_id() == expected_predictions(first) | expected_predictions(fresh)
+    # "c" was last seen at ts 59, more than 100 s before the end of the input (ts 1,059): it reports nothing.
+    assert set(outputs.final_metrics()) == {"a", None}
+    assert outputs.final_metrics()["a"]["n"] == len(after)

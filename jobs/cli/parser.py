@@ -14,8 +14,17 @@ import pathlib
 from jobs.cli.failures import EXIT_USAGE
 from jobs.profiles import PROFILE_NAMES
 from jobs.settings import (
-    EXECUTION_MODES, KAFKA_DELIVERIES, ON_DRIFT, OUTPUT_NAMES, STATE_BACKENDS,
-    KafkaSettings, LifecycleSettings, OutputSettings, Settings, TuningSettings,
+    EXECUTION_MODES,
+    KAFKA_DELIVERIES,
+    KEY_TTL_CLOCKS,
+    ON_DRIFT,
+    OUTPUT_NAMES,
+    STATE_BACKENDS,
+    KafkaSettings,
+    LifecycleSettings,
+    OutputSettings,
+    Settings,
+    TuningSettings,
 )
 
 __all__ = ["build_parser", "settings_from_args"]
@@ -138,6 +147,9 @@ def _add_run(commands) -> None:
     state.add_argument("--state-backend", choices=STATE_BACKENDS, default="hashmap")
     state.add_argument("--key-ttl", type=_positive_float, metavar="S",
                        help="drop the model and all state of a key idle this long (processing time; default never)")
+    state.add_argument("--key-ttl-by", choices=KEY_TTL_CLOCKS, default="processing",
+                       help="ts: a key is idle by its events' ts (event time), so a backfill expires keys as the "
+                            "live stream did (default: processing time)")
     state.add_argument("--from-savepoint", metavar="PATH", help="resume from a savepoint or retained checkpoint")
     state.add_argument("--allow-non-restored-state", action="store_true",
                        help="with --from-savepoint: drop state of operators the job no longer has (a backfill's file source)")
@@ -341,6 +353,7 @@ def settings_from_args(args: argparse.Namespace, scratch: str | None = None) -> 
         label_ttl=args.label_ttl,
         arms=args.arms,
         key_ttl=args.key_ttl,
+        key_ttl_by=args.key_ttl_by,
         parallelism=args.parallelism,
         execution_mode=args.execution_mode,
         state_backend=args.state_backend,
