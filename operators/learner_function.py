@@ -29,6 +29,7 @@ and a key found idle, by a check or by its next event, loses all its state
 its next event starts from the template.
 """
 
+import collections
 import copy
 import time
 
@@ -54,6 +55,8 @@ from state.key_cache import KeyCache
 from state.key_store import KeyStore
 
 __all__ = ["LearnerFunction"]
+
+RELEASE_AFTER_BATCHES = 64  # a global model version is let go once this many batches answered only with newer ones
 
 
 def _register_once(timers, registered_ms: int, due_ms: int) -> int:
@@ -99,6 +102,9 @@ class LearnerFunction(KeyedProcessFunction):
                                  label_ttl_ms=config.label_ttl_ms, policy=policy, arms=config.arms)
         self.decisions = config.kind is Kind.BANDIT
         self.global_models = {}  # version -> the global model's version, loaded, while the Java operator holds it
+        # The oldest version each of the last batches answered with: input channels (Kafka partitions, files)
+        # come at their own pace, so a batch of one fast channel must not let go of what a slower one needs.
+        self.oldest_answered_lately = collections.deque(maxlen=RELEASE_AFTER_BATCHES)
         group = runtime_context.get_metrics_group()
         self.keys_read = BatchedCounter(group.counter("keys_read_from_state"))  # not in the cache: read, replayed
         self.store = KeyStore(
@@ -181,9 +187,13 @@ class LearnerFunction(KeyedProcessFunction):
         self.step.use_global(version, model)
 
     def _release_global_versions(self, context) -> None:
-        """Let the versions older than any this batch answered with go: events come roughly in time order."""
-        if self.oldest_answered is not None and self.oldest_answered > self.global_versions[0]:
-            context.releaseGlobalBefore(self.oldest_answered)
+        """Let the versions older than any of the last batches answered with go: events come roughly in time order."""
+        if self.oldest_answered is None:
+            return
+        self.oldest_answered_lately.append(self.oldest_answered)
+        oldest = min(self.oldest_answered_lately)
+        if oldest > self.global_versions[0]:
+            context.releaseGlobalBefore(oldest)
 
     def _process_line(self, key: str, line: str, ctx, predictions: list, side_outputs: list) -> None:
         """Learn from one raw event line routed to ``key`` (the current key); outputs go to the two lists."""

@@ -20,7 +20,7 @@ from state.destinations import read_records
 from tests.support import datagen
 from tests.support.flink import expected_lifecycle_predictions, predictions_by_id, run
 from tests.support.models import example
-from tests.support.reference import lifecycle_loop
+from tests.support.reference import global_versions, lifecycle_loop, read_trace
 
 pytestmark = pytest.mark.minicluster
 
@@ -37,19 +37,7 @@ def job(tmp_path_factory):
     outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "events.jsonl", lines)], parallelism=2,
                   destinations={"global_trace": str(trace)},
                   lifecycle=LifecycleSettings(global_model=spec, global_every=25, promotion_window=WINDOW))
-    return spec, lines, template, new_metric, outputs, list(read_records(trace))
-
-
-def _global_versions(template, trace: list[dict], wanted: set[int]) -> dict:
-    """Version -> the global model after that many steps of a plain river loop over ``trace``, for each wanted one."""
-    model, versions = template.clone(), {}
-    if 0 in wanted:
-        versions[0] = model.clone(include_attributes=True)
-    for record in trace:
-        model.learn_one(record["x"], record["y"])
-        if record["version"] in wanted:
-            versions[record["version"]] = model.clone(include_attributes=True)
-    return versions
+    return spec, lines, template, new_metric, outputs, read_trace(trace)
 
 
 def test_the_global_model_learns_every_label_once_and_in_the_order_it_records(job):
@@ -64,7 +52,7 @@ def test_every_answer_of_a_global_version_is_that_version_of_a_plain_loop(job):
     _, lines, template, _, outputs, trace = job
     x_of = {(e["key"], e["id"]): e["x"] for e in map(json.loads, lines) if "x" in e}
     by_global = [p for p in outputs.predictions if p["model"] == GLOBAL]
-    versions = _global_versions(template, trace, {p["global_version"] for p in by_global})
+    versions = global_versions(template, trace, {p["global_version"] for p in by_global})
     assert len(versions) > 10, "the learners answered with many versions"
     for p in by_global:
         assert p["prediction"] == versions[p["global_version"]].predict_one(x_of[(p["key"], p["id"])]), p
@@ -73,7 +61,7 @@ def test_every_answer_of_a_global_version_is_that_version_of_a_plain_loop(job):
 def _reference(spec, lines, template, new_metric, predictions, trace):
     """``lifecycle_loop`` of each key, the global model answering with the version each prediction names."""
     asked = {(p["key"], p["id"]): p["global_version"] for p in predictions}
-    versions = _global_versions(template, trace, set(asked.values()))
+    versions = global_versions(template, trace, set(asked.values()))
 
     def global_answer(key, event_id, x):
         prediction = versions[asked[(key, event_id)]].predict_one(x)
@@ -118,7 +106,7 @@ def test_evaluate_shows_the_served_own_and_global_figures_side_by_side(tmp_path)
     evaluation = evaluate(settings)
 
     expected, _, overall = _reference(spec, lines, template, new_metric, list(read_records(out / "predictions")),
-                                      list(read_records(out / "global_trace")))
+                                      read_trace(out / "global_trace"))
     served = sum(result.metric.cm.total_true_positives for result in expected.values())
     assert [(figures.name, figures.value, figures.n) for figures in evaluation.models] == [
         (SERVED, pytest.approx(served / overall[spec].cm.n_samples, rel=1e-12), overall[spec].cm.n_samples),
@@ -132,7 +120,7 @@ def test_serve_answers_as_the_job_serves_each_key_at_its_end(job):
     served = ServedModels()
     for record in sorted(outputs.templates + outputs.snapshots, key=lambda record: record["ts"]):
         served.take_record(record, received=0.0)
-    final = _global_versions(template, trace, {len(trace)})[len(trace)]
+    final = global_versions(template, trace, {len(trace)})[len(trace)]
     last_serving = {p["key"]: GLOBAL for p in outputs.predictions}  # a key serves the global model until promoted
     for promotion in sorted(outputs.events, key=lambda event: event["n"]):
         last_serving[promotion["key"]] = promotion["to"]

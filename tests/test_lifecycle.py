@@ -13,7 +13,14 @@ from operators.model_kinds import Kind
 from state.exceptions import StateError
 from tests.support import datagen
 from tests.support.lifecycle_data import (
-    CHALLENGER, CHAMPION, NEVER_FORGETS, flipping_concept, gaussian_nb, linear_and_xor_keys, logistic, on_product,
+    CHALLENGER,
+    CHAMPION,
+    NEVER_FORGETS,
+    flipping_concept,
+    gaussian_nb,
+    linear_and_xor_keys,
+    logistic,
+    on_product,
 )
 from tests.support.models import example
 from tests.support.reference import lifecycle_loop, river_loop, same_model

@@ -40,11 +40,16 @@ def job_state(jobmanager: str, job_id: str) -> str:
     return rest_get(_port(jobmanager), f"/jobs/{job_id}")["state"]
 
 
-def learner_taskmanagers(jobmanager: str, job_id: str) -> set[str]:
-    """Resource ids (tm-1, ...) of the TaskManagers running the learner's subtasks right now."""
+def _vertex(vertices: list[dict], operator: str) -> dict:
+    """The job vertex that runs ``operator`` (by name), alone or chained (``a -> b``)."""
+    return next(v for v in vertices if operator in v["name"].split(" -> "))
+
+
+def learner_taskmanagers(jobmanager: str, job_id: str, operator: str = "learn") -> set[str]:
+    """Resource ids (tm-1, ...) of the TaskManagers running the subtasks of the learner (or ``operator``) right now."""
     port = _port(jobmanager)
     vertices = rest_get(port, f"/jobs/{job_id}")["vertices"]
-    learner = next(v for v in vertices if "learn" in v["name"])
+    learner = _vertex(vertices, operator)
     placed = rest_get(port, f"/jobs/{job_id}/vertices/{learner['id']}/taskmanagers")["taskmanagers"]
     return {tm["taskmanager-id"] for tm in placed}
 
@@ -56,6 +61,6 @@ def learner_metric(jobmanager: str, job_id: str, name: str) -> int | None:
     """
     port = _port(jobmanager)
     vertices = rest_get(port, f"/jobs/{job_id}")["vertices"]
-    learner = next(v for v in vertices if "learn" in v["name"])
+    learner = _vertex(vertices, "learn")
     answer = rest_get(port, f"/jobs/{job_id}/vertices/{learner['id']}/subtasks/metrics?get=learn.{name}&agg=sum")
     return int(answer[0]["sum"]) if answer else None

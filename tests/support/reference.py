@@ -11,6 +11,8 @@ import json
 from river import utils
 from river.time_series.base import Forecaster
 
+from state.destinations import read_records
+
 KINDS = ("classifier", "regressor", "anomaly_detector", "clusterer", "forecaster")
 
 
@@ -241,3 +243,20 @@ def lifecycle_loop(lines, templates: dict, kind: str, new_metric, window: int = 
         else:
             label(key, result, x, y, answers, result.serving)
     return results, events, overall
+
+
+def read_trace(destination) -> list[dict]:
+    """A ``--global-trace`` in the order the global model learned: by version (part files read by name are not)."""
+    return sorted(read_records(destination), key=lambda record: record["version"])
+
+
+def global_versions(template, trace: list[dict], wanted: set[int]) -> dict:
+    """Version -> the global model after that many steps of a plain river loop over ``trace``, for each wanted one."""
+    model, versions = template.clone(), {}
+    if 0 in wanted:
+        versions[0] = model.clone(include_attributes=True)
+    for record in trace:
+        model.learn_one(record["x"], record["y"])
+        if record["version"] in wanted:
+            versions[record["version"]] = model.clone(include_attributes=True)
+    return versions
