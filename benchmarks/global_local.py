@@ -85,6 +85,8 @@ def rows(base: str, window: int, every: int) -> list[tuple[str, LifecycleSetting
         ("global only", LifecycleSettings(global_model=base, global_every=every, promotion_window=NEVER)),
         (f"global + local (window {window})", LifecycleSettings(
             global_model=base, global_every=every, promotion_window=window, promotion_margin=0.0)),
+        ("global + local, --warm-start", LifecycleSettings(
+            global_model=base, global_every=every, promotion_window=window, promotion_margin=0.0, warm_start=True)),
     ]
 
 

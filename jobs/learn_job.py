@@ -178,6 +178,7 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outp
             promotion_window=settings.lifecycle.promotion_window, promotion_margin=settings.lifecycle.promotion_margin,
             detector=None if detector is None else dump_state(detector), on_drift=settings.lifecycle.on_drift,
             admit_after=settings.lifecycle.admit_after,
+            warm_from_global=settings.lifecycle.warm_start and settings.lifecycle.global_model is not None,
         )
     emits_metrics = "metrics" in outputs and metric is not None
     return LearnerConfig(

@@ -165,16 +165,18 @@ class LearningStep:
             )
         return self.predictor if not life.candidates else self.policy.predictors[life.serving]
 
-    def process(self, state: KeyState, ids, event: Event, now_ms: int, global_answer: tuple | None = None) -> Outcome:
+    def process(self, state: KeyState, ids, event: Event, now_ms: int, global_answer: tuple | None = None,
+                admitted: tuple | None = None) -> Outcome:
         """Apply ``event`` to ``state``; ``ids`` maps event ids to their status (see module doc).
 
         With a global model, ``global_answer`` is what it answered for the
         event when it was first processed (a replay); None asks the version
-        this step holds (``use_global``).
+        this step holds (``use_global``). ``admitted``: the version and envelope
+        of the copy of the global model the event admitted the key with (a replay).
         """
         kept = ids.get(event.id) if event.id is not None else None
         if event.is_label_only:
-            return self._label(state, ids, event, kept, now_ms)
+            return self._label(state, ids, event, kept, now_ms, admitted)
         if kept is not None:
             return _DUPLICATE
         if self.bandit is not None:
@@ -199,7 +201,7 @@ class LearningStep:
             learns = event.y is not None or not self.kind.supervised
             if learns:
                 if self.admits:
-                    self.policy.admit(state, event.key)
+                    admitted = self.policy.admit(state, event.key, self.global_version, self.global_model, admitted)
                 if state.model is not None:
                     predictor.learn(state.model, event.x, event.y)
                 if life is not None:
@@ -215,11 +217,11 @@ class LearningStep:
         changed = learns or metric_update is not None or bool(model_updates)
         replay = (event.raw, None, now_ms) if changed or event.id is not None else None
         if replay is not None and global_answer is not None:  # a replay must not ask a version that has moved on
-            replay += (global_answer,)
+            replay += (global_answer, admitted) if admitted is not None else (global_answer,)
         return Outcome(prediction=served, metric_update=metric_update, model_updates=model_updates, events=events,
                        learned=learns, replay=replay, state_changed=changed)
 
-    def _label(self, state: KeyState, ids, event: Event, kept, now_ms: int) -> Outcome:
+    def _label(self, state: KeyState, ids, event: Event, kept, now_ms: int, admitted: tuple | None = None) -> Outcome:
         if kept is None:
             detail = f"no prediction with id {event.id!r} is waiting for a label"
             return Outcome(dead_letter=DeadLetter(event.raw, Reason.UNKNOWN_ID, detail, event.key))
@@ -249,7 +251,7 @@ class LearningStep:
         try:
             if learns:
                 if self.admits:
-                    self.policy.admit(state, event.key)
+                    admitted = self.policy.admit(state, event.key, self.global_version, self.global_model, admitted)
                 if state.model is not None:
                     predictor.learn(state.model, x, event.y)
                 if life is not None:
@@ -260,8 +262,9 @@ class LearningStep:
             return self._model_error(event, exc)
         ids[event.id] = (DONE,)
         changed = learns or metric_update is not None or bool(model_updates)
+        replay = (event.raw, kept, now_ms) if admitted is None else (event.raw, kept, now_ms, None, admitted)
         return Outcome(metric_update=metric_update, model_updates=model_updates, events=events,
-                       learned=learns, replay=(event.raw, kept, now_ms), state_changed=changed)
+                       learned=learns, replay=replay, state_changed=changed)
 
     def _decide(self, state: KeyState, ids, event: Event, now_ms: int) -> Outcome:
         """A bandit decision: pull an arm, and keep it under the event's id for its reward (SPEC §7).
@@ -363,12 +366,14 @@ class LearningStep:
         model that fails where it once learned, an entry that does not belong
         to this state).
         """
-        raw, kept, now_ms, *answered = entry  # and what the global model answered, with one
+        # With a global model, also what it answered, and the copy of it the event admitted the key with.
+        raw, kept, now_ms, *more = entry
+        answered, admitted = (*more, None, None)[:2]
         event = decode_event(raw, decisions=self.bandit is not None)
         ids = {} if kept is None else {event.id: kept}
         outcome = None
         if isinstance(event, Event):
-            outcome = self.process(state, ids, event, now_ms, global_answer=answered[0] if answered else None)
+            outcome = self.process(state, ids, event, now_ms, global_answer=answered, admitted=admitted)
         if outcome is None or outcome.replay is None or outcome.replay[:3] != entry[:3]:
             key = getattr(event, "key", None)
             raise StateError(f"replaying an event of key {key!r} did not change its state as it first did")

@@ -17,7 +17,7 @@ from river import base, drift, utils
 from operators.bandits import policy_for_key
 from operators.model_kinds import Kind, Predictor
 from operators.records import drift_record, promotion_record
-from state.envelope import load_state
+from state.envelope import dump_state, load_state
 from state.exceptions import SettingsError
 
 __all__ = ["GLOBAL", "Candidate", "Lifecycle", "LifecycleOptions", "LifecyclePolicy", "check_lifecycle", "make_detector"]
@@ -47,6 +47,7 @@ class Lifecycle:
     candidates: dict = dataclasses.field(default_factory=dict)
     detector: typing.Any = None
     labels: int = 0  # labelled events seen, counted only for admission (``LifecyclePolicy.admit_after``)
+    admitted_from: int | None = None  # the global version the key's own model was copied from (warm from global)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,7 @@ class LifecycleOptions:
     detector: bytes | None = None
     on_drift: str = "none"
     admit_after: int | None = None
+    warm_from_global: bool = False
 
 
 def check_lifecycle(kind: Kind, metric, challenged: bool, drift_detection: bool) -> None:
@@ -123,6 +125,10 @@ class LifecyclePolicy:
         With a global model: a key's own models exist only from its ``admit_after``-th labelled
         event on, which is the first they learn; until then the key holds no model of its own
         and the global model answers. None: from its first event.
+    warm_from_global
+        With a global model: at admission (its first labelled event, unless ``admit_after``), a
+        key's first own model is a copy of the global model's version the learner holds then,
+        and serves the key.
 
     The options themselves are validated by ``jobs.settings``; what depends on
     the models (their kind, the metric) is refused by ``check_lifecycle``,
@@ -131,7 +137,7 @@ class LifecyclePolicy:
 
     def __init__(self, kind: Kind, new_models: dict, new_metric, promotion_window: int = 100,
                  promotion_margin: float = 0.0, detector=None, on_drift: str = "none", global_template=None,
-                 admit_after: int | None = None):
+                 admit_after: int | None = None, warm_from_global: bool = False):
         metric = new_metric()
         shared = global_template is not None
         check_lifecycle(kind, metric, challenged=len(new_models) > 1 or shared, drift_detection=detector is not None)
@@ -144,7 +150,8 @@ class LifecyclePolicy:
             self.predictors[GLOBAL] = Predictor.for_model(kind, metric, global_template)
         self.has_global = shared
         self.global_template = global_template
-        self.admit_after = admit_after
+        self.warm_from_global = shared and warm_from_global
+        self.admit_after = 1 if self.warm_from_global and admit_after is None else admit_after
         self.window = promotion_window
         self.margin = promotion_margin
         self.bigger_is_better = metric is not None and metric.bigger_is_better
@@ -158,7 +165,8 @@ class LifecyclePolicy:
         detector = None if options.detector is None else load_state(options.detector)
         return cls(kind, new_models, new_metric, promotion_window=options.promotion_window,
                    promotion_margin=options.promotion_margin, detector=detector, on_drift=options.on_drift,
-                   global_template=global_template, admit_after=options.admit_after)
+                   global_template=global_template, admit_after=options.admit_after,
+                   warm_from_global=options.warm_from_global)
 
     @property
     def challenged(self) -> bool:
@@ -239,14 +247,35 @@ class LifecyclePolicy:
             return y
         return abs(y - served)
 
-    def admit(self, state, key: str) -> None:
-        """Count a labelled event of the key; at the ``admit_after``-th, give the key its own models, fresh."""
+    def admit(self, state, key: str, global_version: int, global_model, copied: tuple | None = None) -> tuple | None:
+        """Count a labelled event of the key; at the ``admit_after``-th, give the key its own models.
+
+        They are fresh, but for a warm start from the global model
+        (``warm_from_global``): the first is then a copy of ``global_model``,
+        of version ``global_version``, or of ``copied`` (``(version,
+        envelope)``, when a replay makes the copy again), and serves the key
+        from then on: it knows what the global model knew, and learns the key's
+        own labels (the global model stays a candidate). Returns that pair,
+        which a replay needs, since that version may be gone by then; else None.
+        """
         life = state.lifecycle
         life.labels += 1
-        if life.labels == self.admit_after:
-            for name, candidate in life.candidates.items():
-                if name != GLOBAL:
-                    candidate.model = self.fresh_model(name, key)
+        if life.labels != self.admit_after:
+            return None
+        for name, candidate in life.candidates.items():
+            if name != GLOBAL:
+                candidate.model = self.fresh_model(name, key)
+        if not self.warm_from_global:
+            return None
+        if copied is None:
+            copied = (global_version, dump_state(global_model))
+        life.admitted_from, blob = copied
+        own = life.candidates[self.names[0]]
+        own.model = state.model = load_state(blob)
+        life.serving = self.names[0]
+        if life.detector is not None:  # another model's errors from now on
+            life.detector = self.detector.clone()
+        return copied
 
     def fresh_model(self, name: str, key: str):
         """A new model ``name`` for ``key``: a bandit policy gets the key's own seed (``operators.bandits``)."""

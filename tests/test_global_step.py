@@ -59,12 +59,12 @@ def test_a_label_after_the_label_ttl_is_not_learned():
     assert state.model_version == 0 and ids["e1"] == ("expired",)
 
 
-def _simulate(lines, every=25, admit_after=None):
+def _simulate(lines, every=25, admit_after=None, warm=False):
     """One process run as the job runs: each event to its key's step, then to the global, whose versions
     reach the learning step every ``every`` learn steps. Returns the key states, their replay logs, the
     predictions, and the global model's versions."""
     policy = LifecyclePolicy(Kind.CLASSIFIER, {OWN: logistic.clone}, metrics.Accuracy, promotion_window=WINDOW,
-                             global_template=logistic.clone(), admit_after=admit_after)
+                             global_template=logistic.clone(), admit_after=admit_after, warm_from_global=warm)
     step = LearningStep(Kind.CLASSIFIER, logistic.clone, metrics.Accuracy, policy=policy)
     global_step, global_state, global_ids = GlobalStep(Kind.CLASSIFIER, logistic), GlobalState(logistic.clone()), {}
     versions = {0: logistic.clone()}
@@ -112,8 +112,9 @@ def test_each_key_serves_the_global_model_until_its_own_beats_it_as_a_plain_loop
         assert any(result.labels < admit_after for result in expected.values())
 
 
-def test_a_key_replayed_after_the_global_model_moved_on_is_rebuilt_exactly():
-    step, states, logs, _, versions = _simulate(_lines(n_keys=8, n_events=600))
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_key_replayed_after_the_global_model_moved_on_is_rebuilt_exactly(warm):
+    step, states, logs, _, versions = _simulate(_lines(n_keys=8, n_events=600), warm=warm)
     assert step.global_version == max(versions) > 0  # every key's log was written under older versions
     for key, entries in logs.items():
         assert any(len(entry) == 4 and entry[3][0] < step.global_version for entry in entries)
@@ -152,3 +153,22 @@ def test_the_global_options_are_checked_before_any_job_starts(tmp_path):
         load_models(dataclasses.replace(settings, model="river.cluster:KMeans", lifecycle=dataclasses.replace(
             settings.lifecycle, global_model="river.cluster:KMeans")))
 
+
+
+def test_with_a_warm_start_a_key_s_own_model_starts_as_a_copy_of_the_global_version_it_met_first():
+    lines = _lines(n_keys=12, n_events=900)
+    _, states, _, _, versions = _simulate(lines, warm=True)
+    x_of, labelled = {}, {}
+    for event in map(json.loads, lines):
+        if "x" in event:
+            x_of[(event["key"], event["id"])] = event["x"]
+        if "y" in event:
+            labelled.setdefault(event["key"], []).append((x_of[(event["key"], event["id"])], event["y"]))
+    probes = list(x_of.values())[:30]
+    assert len({state.lifecycle.admitted_from for state in states.values()}) > 1, "keys met different versions"
+    for key, state in states.items():
+        own = copy.deepcopy(versions[state.lifecycle.admitted_from])  # then the key's own labels, from its first
+        for x, y in labelled[key]:
+            own.learn_one(x, y)
+        assert [state.lifecycle.candidates[OWN].model.predict_proba_one(x) for x in probes] == \
+            [own.predict_proba_one(x) for x in probes], key
