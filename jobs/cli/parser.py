@@ -131,7 +131,7 @@ def _add_run(commands) -> None:
     outputs.add_argument("--metrics", help="metrics destination: a directory or kafka://TOPIC")
     outputs.add_argument("--dead-letters", help="dead letters destination: a directory or kafka://TOPIC")
     outputs.add_argument("--global-trace", help="with --global-model: every event it learned from, in the order "
-                                                "it learned them (a directory or kafka://TOPIC)")
+                                                "it learned them, in one file (a directory)")
     outputs.add_argument("--models-out", help="model snapshots destination: a directory or kafka://TOPIC")
     outputs.add_argument("--events", help="promotions and drifts destination: a directory or kafka://TOPIC")
     outputs.add_argument("--overwrite", action="store_true",
