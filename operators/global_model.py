@@ -29,12 +29,12 @@ from pyflink.datastream import KeyedProcessFunction, OutputTag
 from operators.events import Event, decode_event
 from operators.garbage_collection import freeze_long_lived
 from operators.keying import UNROUTABLE
-from operators.learning_step import DONE, EXPIRED, PENDING
+from operators.learning_step import DONE, EXPIRED, PENDING, expire_pending
 from operators.lifecycle import GLOBAL
 from operators.model_kinds import Kind, Predictor
 from operators.outputs import MODEL_SNAPSHOTS
 from operators.records import template_record, to_json
-from operators.timers import END_OF_INPUT
+from operators.timers import END_OF_INPUT, next_boundary
 from state.descriptors import event_ids_descriptor, key_log_descriptor, key_state_descriptor
 from state.envelope import dump_state, load_state
 from state.exceptions import StateError
@@ -219,6 +219,9 @@ class _IdsInFlink:
     def __setitem__(self, event_id: str, status: tuple) -> None:
         self.stored.put(event_id, status)
 
+    def items(self):
+        return self.stored.items()
+
 
 class GlobalLearnerFunction(KeyedProcessFunction):
     """The global model's operator: batches of keyed lines in (``operators.batching``), versions out.
@@ -273,8 +276,10 @@ class GlobalLearnerFunction(KeyedProcessFunction):
             return
         loaded = self._shared(select)
         config, step, out, trace = self.config, self.step, [], []
+        timers = ctx.timer_service()
         now_ms = time.time_ns() // 1_000_000
         for key, line in zip(keys, lines):
+            now_ms = time.time_ns() // 1_000_000  # per event, as the learner's: a model may take its time
             event = decode_event(line)
             if not isinstance(event, Event) or event.key != key or (event.id is None and event.y is None):
                 continue  # a dead letter of the learner's, or nothing to learn from
@@ -288,6 +293,8 @@ class GlobalLearnerFunction(KeyedProcessFunction):
                 loaded = self._shared(select)
                 continue
             if entry is None:
+                if config.label_ttl_ms is not None and event.y is None and event.id is not None:
+                    timers.register_processing_time_timer(next_boundary(now_ms + config.label_ttl_ms, 1000))
                 continue
             self.store.store(SHARED_KEY, loaded, entry)
             self.learned.inc()
@@ -299,8 +306,8 @@ class GlobalLearnerFunction(KeyedProcessFunction):
         select(SHARED_KEY)
         if loaded.state.model_version > self.sent and not self.send_timer_ms:
             self.send_timer_ms = now_ms + config.interval_ms
-            ctx.timer_service().register_processing_time_timer(self.send_timer_ms)
-            ctx.timer_service().register_event_time_timer(END_OF_INPUT)  # the last version, when the input ends
+            timers.register_processing_time_timer(self.send_timer_ms)
+            timers.register_event_time_timer(END_OF_INPUT)  # the last version, when the input ends
         yield from out
         if trace:
             yield "\n".join(trace)
@@ -317,6 +324,10 @@ class GlobalLearnerFunction(KeyedProcessFunction):
         return out
 
     def on_timer(self, timestamp, ctx):
+        key = ctx.get_current_key()
+        if key != SHARED_KEY:  # a key's predictions waited --label-ttl for their labels: their features go
+            expire_pending(self.ids, ctx.timer_service().current_processing_time(), self.config.label_ttl_ms)
+            return
         if timestamp == self.send_timer_ms:
             self.send_timer_ms = 0
         loaded = self._shared(select=lambda key: None)  # a timer of the shared key's: it is current

@@ -39,6 +39,20 @@ DONE = "done"
 EXPIRED = "expired"
 
 
+def expire_pending(ids, now_ms: int, label_ttl_ms: int | None) -> int:
+    """Mark a key's predictions that waited longer than ``label_ttl_ms`` for their label as expired; how many.
+
+    Their features go: a label arriving later is refused all the same.
+    ``ids`` is id -> status tuple (``(PENDING, x, ts, received_ms)``, ...).
+    """
+    if label_ttl_ms is None:
+        return 0
+    expired = [event_id for event_id, kept in ids.items() if kept[0] == PENDING and now_ms - kept[3] > label_ttl_ms]
+    for event_id in expired:
+        ids[event_id] = (EXPIRED,)
+    return len(expired)
+
+
 @dataclasses.dataclass
 class KeyState:
     """Everything one key owns, stored as one envelope in Flink's keyed state."""
@@ -381,10 +395,7 @@ class LearningStep:
 
     def expire(self, ids, now_ms: int) -> int:
         """Mark pending predictions older than the label TTL as expired; return how many."""
-        expired = [event_id for event_id, kept in ids.items() if kept[0] == PENDING and self._expired(kept, now_ms)]
-        for event_id in expired:
-            ids[event_id] = (EXPIRED,)
-        return len(expired)
+        return expire_pending(ids, now_ms, self.label_ttl_ms)
 
     def _expired(self, kept, now_ms: int) -> bool:
         return self.label_ttl_ms is not None and kept[0] == PENDING and now_ms - kept[3] > self.label_ttl_ms

@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from benchmarks.key_ttl import checkpoint_bytes, keys_in_checkpoint, latest_checkpoint, new_key_events
 from jobs.cli.produce import publish
 from jobs.model_spec import load_template
-from jobs.settings import TuningSettings
+from jobs.settings import LifecycleSettings, TuningSettings
 from operators.dead_letters import Reason
 from operators.model_kinds import make_metric
 from tests.support import datagen
@@ -28,7 +28,7 @@ from tests.support.flink import expected_predictions, predictions_by_id, run
 from tests.support.kafka import new_topic
 from tests.support.models import ROOT, example
 from tests.support.processes import interruptible
-from tests.support.reference import river_loop
+from tests.support.reference import read_trace, river_loop
 
 pytestmark = pytest.mark.minicluster
 
@@ -48,6 +48,10 @@ class PausingRegression(linear_model.LinearRegression):
 
 model = PausingRegression()
 '''
+
+PAUSING_WHILE_LEARNING = PAUSING_MODEL.replace("while predicting", "while learning").replace(
+    "def predict_one(self, x, **kwargs):", "def learn_one(self, x, y, **kwargs):").replace(
+    "return super().predict_one(x, **kwargs)", "return super().learn_one(x, y, **kwargs)")
 
 
 def _file(path, lines: list[str]):
@@ -124,6 +128,30 @@ def test_labels_after_the_label_ttl_are_dead_letters_and_teach_nothing(tmp_path,
     assert (final["a"]["n"], final["a"]["value"]) == (reference["a"].n, reference["a"].metric.get())
     probes = [e["x"] for e in events]
     assert [outputs.models["a"].predict_one(x) for x in probes] == [reference["a"].model.predict_one(x) for x in probes]
+
+
+def test_the_global_model_learns_no_label_that_came_after_the_label_ttl(tmp_path):
+    # Both the learner and the global model sleep 3 s learning the pause event: the predictions "a" made
+    # before it wait longer than the 1 s label TTL by each operator's clock, read at each event. The
+    # global model's expiry timers (which drop the features of predictions still waiting) run too.
+    (tmp_path / "pausing.py").write_text(PAUSING_WHILE_LEARNING)
+    spec = f"{tmp_path / 'pausing.py'}:model"
+    events = [{**e, "key": "a"} for e in datagen.many_keys("regressor", n_keys=1, n_events=10)]
+    waiting = [{k: v for k, v in e.items() if k != "y"} for e in events[:2]]
+    late = events[9]
+    lines = datagen.to_lines(
+        waiting + events[2:9] + [{"key": "b", "id": "pause", "x": {"pause_s": 3.0}, "y": 1.0}]
+        + [{"key": "a", "id": e["id"], "y": e["y"]} for e in events[:2]]
+        + [{k: v for k, v in late.items() if k != "y"}, {"key": "a", "id": late["id"], "y": late["y"]}])
+    outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "in.jsonl", lines)], parallelism=1, label_ttl=1,
+                  lifecycle=LifecycleSettings(global_model=spec, global_every=1),
+                  destinations={"global_trace": str(tmp_path / "trace")})
+
+    assert sorted((d["reason"], json.loads(d["raw"])["id"]) for d in outputs.dead_letters) == [
+        (Reason.EXPIRED_ID, events[0]["id"]), (Reason.EXPIRED_ID, events[1]["id"])]
+    trace = read_trace(tmp_path / "trace")
+    assert [(step["version"], step["id"]) for step in trace] == list(
+        enumerate([e["id"] for e in events[2:9]] + ["pause", late["id"]], start=1))
 
 
 class StreamingJob:
