@@ -179,6 +179,7 @@ def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outp
             detector=None if detector is None else dump_state(detector), on_drift=settings.lifecycle.on_drift,
             admit_after=settings.lifecycle.admit_after,
             warm_from_global=settings.lifecycle.warm_start and settings.lifecycle.global_model is not None,
+            global_blend=settings.lifecycle.global_blend,
         )
     emits_metrics = "metrics" in outputs and metric is not None
     return LearnerConfig(
@@ -256,6 +257,8 @@ def load_global_model(settings: Settings, kind: Kind):
     template, global_kind = load_template(spec)
     if global_kind is not kind:
         raise SettingsError(f"--global-model {spec} is a {global_kind.value}, but --model is a {kind.value}")
+    if settings.lifecycle.global_blend and kind is not Kind.CLASSIFIER:
+        raise SettingsError(f"--global-blend mixes probabilities: it is for classifiers, and --model is a {kind.value}")
     if kind not in GLOBAL_KINDS:
         raise SettingsError(f"--global-model: a {kind.value} cannot be one; a global model is a classifier or "
                             "a regressor, learning from every key's labels")

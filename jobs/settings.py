@@ -187,6 +187,7 @@ class LifecycleSettings:
     global_every: int = 1000  # the global model's learn steps between the versions sent to the learners
     global_interval: float = 5.0  # seconds at most between versions, while the global model learns
     admit_after: int | None = None  # with a global model: a key's own models start at its Nth labelled event
+    global_blend: bool = False  # a classifier's keys serve its own and the global model's probabilities, weighted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,6 +337,11 @@ class Settings:
         if lifecycle.admit_after is not None and (lifecycle.admit_after < 1 or lifecycle.global_model is None):
             raise SettingsError("--admit-after N (1 or more) lets a key's own models start at its Nth label, the "
                                 "global model answering until then: give --global-model or --global")
+        if lifecycle.global_blend and (lifecycle.global_model is None or lifecycle.challengers
+                                       or lifecycle.drift_detector is not None):
+            raise SettingsError("--global-blend serves a blend of each key's own model and the global model, in "
+                                "place of promotion: give --global-model or --global, and neither --challenger nor "
+                                "--drift-detector")
         if lifecycle.global_model is not None and not self.batches_lines:
             raise SettingsError("--global-model needs the learner's batches (thread mode, --batch-lines above 1), "
                                 "through which its versions reach the learner")

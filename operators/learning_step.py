@@ -25,7 +25,7 @@ import typing
 from operators.bandits import BanditVerbs, policy_for_key
 from operators.dead_letters import DeadLetter, Reason
 from operators.events import Event, decode_event
-from operators.lifecycle import GLOBAL, Lifecycle, LifecyclePolicy
+from operators.lifecycle import BLEND, GLOBAL, Lifecycle, LifecyclePolicy, blend_probas
 from operators.model_kinds import Kind, Predictor
 from operators.records import Prediction
 from state.exceptions import StateError
@@ -161,7 +161,7 @@ class LearningStep:
         state = KeyState(model=self.new_model(), metric=self.new_metric())
         if self.policy is not None:
             state.lifecycle = self.policy.new_lifecycle(state.model)
-            if state.lifecycle.serving == GLOBAL:  # the key's own model learns in shadow until promoted
+            if state.lifecycle.serving in (GLOBAL, BLEND):  # the key's own model learns in shadow
                 state.model = None
         return state
 
@@ -177,7 +177,9 @@ class LearningStep:
                 f"but this job has {wanted or 'neither challengers nor drift detection'}: "
                 "run it with the --model, --challenger and --drift-detector options the state was written with"
             )
-        return self.predictor if not life.candidates else self.policy.predictors[life.serving]
+        if not life.candidates:
+            return self.predictor
+        return self.policy.predictors[self.policy.names[0] if life.serving == BLEND else life.serving]
 
     def process(self, state: KeyState, ids, event: Event, now_ms: int, global_answer: tuple | None = None,
                 admitted: tuple | None = None) -> Outcome:
@@ -200,18 +202,24 @@ class LearningStep:
         try:
             if self.has_global and global_answer is None:
                 global_answer = self._global_answer(event.x)
-            served_by_global = self.has_global and life.serving == GLOBAL  # then the key's state.model is None
-            if served_by_global:
+            serving = None if life is None else life.serving  # global or blend: the key's state.model is None
+            blended = None
+            if serving == GLOBAL:
                 _, prediction, for_metric, extras = global_answer
+            elif serving == BLEND:
+                prediction, for_metric, extras, blended = self._blend(life, event.x, global_answer, predictor)
             else:
                 prediction, for_metric, extras = predictor.predict(state.model, event.x)
             if self.has_global:  # which model answered, and the global model's version, served or judged
-                extras = {**extras, "model": life.serving, "global_version": global_answer[0]}
+                extras = {**extras, "model": serving, "global_version": global_answer[0]}
             served = Prediction(event.key, event.id, event.ts, prediction, state.model_version, extras)
             if life is not None:  # what the labels will judge: every model's guess, and the served one
-                judged = self.policy.shadow_predict(life, event.x, None if global_answer is None else global_answer[2])
-                judged[life.serving] = for_metric
-                for_metric = (for_metric, prediction, judged)
+                if blended is None:
+                    judged = self.policy.shadow_predict(life, event.x, global_answer and global_answer[2])
+                    judged[serving] = for_metric
+                    for_metric = (for_metric, prediction, judged)
+                else:  # and what weighs the blended models: their probabilities
+                    for_metric = (for_metric, prediction, *blended)
             learns = event.y is not None or not self.kind.supervised
             if learns:
                 if self.admits:
@@ -362,11 +370,12 @@ class LearningStep:
         """
         if state.lifecycle is None:
             return self._update_metric(state, event.y, for_metric), (), ()
-        served_input, served, judged = for_metric
+        served_input, served, judged, *blended = for_metric
         metric_update = self._update_metric(state, event.y, served_input)
         if metric_update is None:  # a model with nothing to say has made no error either
             served = None
-        model_updates, events = self.policy.score(state, event.key, event.y, served, judged, event.ts)
+        model_updates, events = self.policy.score(state, event.key, event.y, served, judged, event.ts,
+                                                  blended[0] if blended else None)
         return metric_update, tuple(model_updates), tuple(events)
 
     def replay(self, state: KeyState, entry: tuple) -> dict:
@@ -399,6 +408,29 @@ class LearningStep:
 
     def _expired(self, kept, now_ms: int) -> bool:
         return self.label_ttl_ms is not None and kept[0] == PENDING and now_ms - kept[3] > self.label_ttl_ms
+
+    def _blend(self, life: Lifecycle, x: dict, global_answer: tuple, own_predictor: Predictor) -> tuple:
+        """``(prediction, metric input, extras, (name -> metric input, name -> probabilities))`` of a key's blend.
+
+        The blended models are the global model (its ``global_answer``) and
+        the key's own model, once it has one (``--admit-after``).
+        """
+        policy, own_name = self.policy, self.policy.names[0]
+        own = life.candidates[own_name].model
+        _, _, global_for_metric, global_extras = global_answer
+        judged, probas = {GLOBAL: global_for_metric}, {GLOBAL: global_extras["proba"]}
+        if own is not None:
+            _, judged[own_name], own_extras = own_predictor.predict(own, x)
+            probas[own_name] = own_extras["proba"]
+        own_proba = probas.get(own_name)
+        if own_proba and probas[GLOBAL]:
+            weight = policy.global_weight(life)
+        else:  # one of them has nothing to say: the other's answer is served
+            weight = 0.0 if own_proba else 1.0
+        proba = blend_probas(probas[GLOBAL], own_proba, weight)
+        prediction = max(proba, key=proba.get) if proba else None
+        extras = {"proba": proba, "global_weight": weight}
+        return prediction, proba if own_predictor.metric_uses_proba else prediction, extras, (judged, probas)
 
     def _global_answer(self, x: dict) -> tuple:
         """``(version, prediction, metric input, extras)`` of the global model's version this step holds."""

@@ -10,6 +10,7 @@ learning step can replay it and checkpoints capture it like the model itself.
 """
 
 import dataclasses
+import math
 import typing
 
 from river import base, drift, utils
@@ -20,9 +21,11 @@ from operators.records import drift_record, promotion_record
 from state.envelope import dump_state, load_state
 from state.exceptions import SettingsError
 
-__all__ = ["GLOBAL", "Candidate", "Lifecycle", "LifecycleOptions", "LifecyclePolicy", "check_lifecycle", "make_detector"]
+__all__ = ["BLEND", "GLOBAL", "Candidate", "Lifecycle", "LifecycleOptions", "LifecyclePolicy", "blend_probas",
+           "check_lifecycle", "make_detector"]
 
 GLOBAL = "global"  # the global model's name among each key's candidates and in outputs (operators.global_model)
+BLEND = "blend"  # what serves a key under --global-blend: its own model's and the global model's answers mixed
 
 
 @dataclasses.dataclass
@@ -33,6 +36,7 @@ class Candidate:
     metric: typing.Any  # progressive metric over all the key's labelled events
     window: typing.Any  # the same metric over the last ``promotion_window`` of them (``river.utils.Rolling``)
     metric_n: int = 0
+    log_loss: float = 0.0  # summed over the key's labels both blended models answered (--global-blend)
 
 
 @dataclasses.dataclass
@@ -64,6 +68,27 @@ class LifecycleOptions:
     on_drift: str = "none"
     admit_after: int | None = None
     warm_from_global: bool = False
+    global_blend: bool = False
+
+
+def blend_probas(global_proba: dict, own_proba: dict | None, global_weight: float) -> dict:
+    """The probabilities a key serves under ``--global-blend``: the global model's and its own, weighted.
+
+    ``global_weight`` is the global model's share, the own model's being the
+    rest (``LifecyclePolicy.global_weight``). Where one of them has nothing to
+    say (no own model yet: None; an untrained one: empty), the other's alone.
+
+    >>> blend_probas({True: 0.8, False: 0.2}, {True: 0.2, False: 0.8}, 0.25)
+    {True: 0.35, False: 0.65}
+    """
+    if not own_proba or not global_proba:  # one has nothing to say (no own model yet, or an untrained one)
+        return dict(own_proba or global_proba)
+    return {label: global_weight * global_proba.get(label, 0.0) + (1 - global_weight) * own_proba.get(label, 0.0)
+            for label in {**global_proba, **own_proba}}
+
+
+def _log_loss(proba: dict, y) -> float:
+    return -math.log(min(max(proba.get(y, 0.0), 1e-15), 1.0))
 
 
 def check_lifecycle(kind: Kind, metric, challenged: bool, drift_detection: bool) -> None:
@@ -128,7 +153,14 @@ class LifecyclePolicy:
     warm_from_global
         With a global model: at admission (its first labelled event, unless ``admit_after``), a
         key's first own model is a copy of the global model's version the learner holds then,
-        and serves the key.
+        and serves the key (blended, under ``global_blend``).
+    global_blend
+        With a global model, for classifiers: a key is served by a blend of the global model's
+        and its own model's probabilities (``blend_probas``), weighted as the exponentially
+        weighted average forecaster does: each by ``exp(-its log loss)`` over the key's labels
+        both answered. This replaces promotion: a new key is served as the global model would,
+        and its own model takes over as it proves better.
+        No challengers nor drift detection with it.
 
     The options themselves are validated by ``jobs.settings``; what depends on
     the models (their kind, the metric) is refused by ``check_lifecycle``,
@@ -137,9 +169,13 @@ class LifecyclePolicy:
 
     def __init__(self, kind: Kind, new_models: dict, new_metric, promotion_window: int = 100,
                  promotion_margin: float = 0.0, detector=None, on_drift: str = "none", global_template=None,
-                 admit_after: int | None = None, warm_from_global: bool = False):
+                 admit_after: int | None = None, warm_from_global: bool = False, global_blend: bool = False):
         metric = new_metric()
         shared = global_template is not None
+        cannot_blend = not shared or kind is not Kind.CLASSIFIER or len(new_models) > 1 or detector is not None
+        if global_blend and cannot_blend:
+            raise SettingsError("--global-blend mixes a classifier's probabilities with a global model's: it needs "
+                                "--global-model (or --global), and takes neither --challenger nor --drift-detector")
         check_lifecycle(kind, metric, challenged=len(new_models) > 1 or shared, drift_detection=detector is not None)
         self.kind = kind
         self.new_models = new_models
@@ -151,6 +187,7 @@ class LifecyclePolicy:
         self.has_global = shared
         self.global_template = global_template
         self.warm_from_global = shared and warm_from_global
+        self.blend = global_blend
         self.admit_after = 1 if self.warm_from_global and admit_after is None else admit_after
         self.window = promotion_window
         self.margin = promotion_margin
@@ -166,7 +203,7 @@ class LifecyclePolicy:
         return cls(kind, new_models, new_metric, promotion_window=options.promotion_window,
                    promotion_margin=options.promotion_margin, detector=detector, on_drift=options.on_drift,
                    global_template=global_template, admit_after=options.admit_after,
-                   warm_from_global=options.warm_from_global)
+                   warm_from_global=options.warm_from_global, global_blend=options.global_blend)
 
     @property
     def challenged(self) -> bool:
@@ -177,7 +214,7 @@ class LifecyclePolicy:
 
         Its models are None while it waits for admission (``admit_after``).
         """
-        life = Lifecycle(serving=GLOBAL if self.has_global else self.names[0],
+        life = Lifecycle(serving=BLEND if self.blend else GLOBAL if self.has_global else self.names[0],
                          detector=None if self.detector is None else self.detector.clone())
         if self.challenged:
             models = {self.names[0]: first_model}
@@ -212,13 +249,14 @@ class LifecyclePolicy:
             if name != life.serving and candidate.model is not None:
                 self.predictors[name].learn(candidate.model, x, y)
 
-    def score(self, state, key: str, y, served, for_metric: dict, ts) -> tuple[list, list]:
+    def score(self, state, key: str, y, served, for_metric: dict, ts, probas: dict | None = None) -> tuple[list, list]:
         """Judge the key's models on a label; returns ``(model metric updates, lifecycle events)``.
 
         ``served`` is the prediction the key served, ``for_metric`` name -> what
         each model's metric is updated with (as the models predicted then).
         Switches ``state`` to a challenger, or restarts its models, when the
-        rules say so.
+        rules say so. Under ``global_blend``, ``probas`` is name -> the
+        probabilities each blended model answered with, which weigh them.
         """
         life = state.lifecycle
         updates, events = [], []
@@ -234,11 +272,19 @@ class LifecyclePolicy:
             life.detector.update(self._error(y, served))
             if life.detector.drift_detected:
                 events.append(self._drift(state, key, ts))
-        if self.challenged:
+        if probas is not None and len(probas) == 2 and all(probas.values()):  # both answered: the weights move
+            for name, proba in probas.items():
+                life.candidates[name].log_loss += _log_loss(proba, y)
+        if self.challenged and not self.blend:
             promotion = self._promotion(state, key, ts)
             if promotion is not None:
                 events.append(promotion)
         return updates, events
+
+    def global_weight(self, life: Lifecycle) -> float:
+        """The global model's share of a key's blend: 1 / (1 + e^(how much less log loss the key's own model had))."""
+        gain = life.candidates[GLOBAL].log_loss - life.candidates[self.names[0]].log_loss
+        return 1.0 / (1.0 + math.exp(min(max(gain, -50.0), 50.0)))
 
     def _error(self, y, served) -> float:
         if self.kind is Kind.CLASSIFIER:  # a mistake or not: what binary detectors (DDM, ...) take
@@ -254,8 +300,8 @@ class LifecyclePolicy:
         (``warm_from_global``): the first is then a copy of ``global_model``,
         of version ``global_version``, or of ``copied`` (``(version,
         envelope)``, when a replay makes the copy again), and serves the key
-        from then on: it knows what the global model knew, and learns the key's
-        own labels (the global model stays a candidate). Returns that pair,
+        from then on (or joins its blend): it knows what the global model knew,
+        and learns the key's own labels (the global model stays a candidate). Returns that pair,
         which a replay needs, since that version may be gone by then; else None.
         """
         life = state.lifecycle
@@ -271,10 +317,12 @@ class LifecyclePolicy:
             copied = (global_version, dump_state(global_model))
         life.admitted_from, blob = copied
         own = life.candidates[self.names[0]]
-        own.model = state.model = load_state(blob)
-        life.serving = self.names[0]
-        if life.detector is not None:  # another model's errors from now on
-            life.detector = self.detector.clone()
+        own.model = load_state(blob)
+        if not self.blend:
+            state.model = own.model
+            life.serving = self.names[0]
+            if life.detector is not None:  # another model's errors from now on
+                life.detector = self.detector.clone()
         return copied
 
     def fresh_model(self, name: str, key: str):

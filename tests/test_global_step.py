@@ -13,14 +13,14 @@ from jobs.settings import KafkaSettings, LifecycleSettings, OutputSettings, Sett
 from operators.events import decode_event
 from operators.global_model import GlobalState, GlobalStep
 from operators.learning_step import LearningStep
-from operators.lifecycle import GLOBAL, LifecyclePolicy
+from operators.lifecycle import BLEND, GLOBAL, LifecyclePolicy
 from operators.model_kinds import Kind
 from state.envelope import dump_state
 from state.exceptions import SettingsError
 from tests.support import datagen
 from tests.support.lifecycle_data import logistic
 from tests.support.models import DATA
-from tests.support.reference import lifecycle_loop
+from tests.support.reference import blend_loop, lifecycle_loop
 
 pytestmark = pytest.mark.unit
 
@@ -59,12 +59,13 @@ def test_a_label_after_the_label_ttl_is_not_learned():
     assert state.model_version == 0 and ids["e1"] == ("expired",)
 
 
-def _simulate(lines, every=25, admit_after=None, warm=False):
+def _simulate(lines, every=25, admit_after=None, warm=False, blend=False):
     """One process run as the job runs: each event to its key's step, then to the global, whose versions
     reach the learning step every ``every`` learn steps. Returns the key states, their replay logs, the
     predictions, and the global model's versions."""
     policy = LifecyclePolicy(Kind.CLASSIFIER, {OWN: logistic.clone}, metrics.Accuracy, promotion_window=WINDOW,
-                             global_template=logistic.clone(), admit_after=admit_after, warm_from_global=warm)
+                             global_template=logistic.clone(), admit_after=admit_after, warm_from_global=warm,
+                             global_blend=blend)
     step = LearningStep(Kind.CLASSIFIER, logistic.clone, metrics.Accuracy, policy=policy)
     global_step, global_state, global_ids = GlobalStep(Kind.CLASSIFIER, logistic), GlobalState(logistic.clone()), {}
     versions = {0: logistic.clone()}
@@ -112,9 +113,35 @@ def test_each_key_serves_the_global_model_until_its_own_beats_it_as_a_plain_loop
         assert any(result.labels < admit_after for result in expected.values())
 
 
-@pytest.mark.parametrize("warm", [False, True])
-def test_a_key_replayed_after_the_global_model_moved_on_is_rebuilt_exactly(warm):
-    step, states, logs, _, versions = _simulate(_lines(n_keys=8, n_events=600), warm=warm)
+@pytest.mark.parametrize("admit_after, warm", [(None, False), (30, False), (None, True)])
+def test_under_global_blend_each_key_serves_the_mix_of_a_plain_weighted_average_forecaster(admit_after, warm):
+    lines = _lines()
+    step, states, _, predictions, versions = _simulate(lines, admit_after=admit_after, warm=warm, blend=True)
+    asked = {(p.key, p.id): p.extras["global_version"] for p in predictions}
+
+    def own_copy(key):
+        return copy.deepcopy(versions[states[key].lifecycle.admitted_from])
+
+    def global_proba(key, event_id, x):
+        return versions[asked[(key, event_id)]].predict_proba_one(x)
+
+    expected = blend_loop(lines, logistic, global_proba, admit_after=admit_after, own_copy=own_copy if warm else None)
+    assert [(p.prediction, p.extras["proba"], p.extras["global_weight"], p.extras["model"]) for p in predictions] == [
+        (*expected[p.key].served[p.id], BLEND) for p in predictions]
+    shares = [p.extras["global_weight"] for p in predictions]
+    assert min(shares) < 0.01 and max(shares) > 0.75, "keys lean on their own model, and on the global one"
+    probes = [event["x"] for event in map(json.loads, lines[:40]) if "x" in event]
+    for key, result in expected.items():
+        own = states[key].lifecycle.candidates[OWN].model
+        assert states[key].lifecycle.serving == BLEND and states[key].model is None
+        assert (own is None) == (result.own is None), key
+        if own is not None:
+            assert [own.predict_proba_one(x) for x in probes] == [result.own.predict_proba_one(x) for x in probes]
+
+
+@pytest.mark.parametrize("warm, blend", [(False, False), (True, False), (False, True), (True, True)])
+def test_a_key_replayed_after_the_global_model_moved_on_is_rebuilt_exactly(warm, blend):
+    step, states, logs, _, versions = _simulate(_lines(n_keys=8, n_events=600), warm=warm, blend=blend)
     assert step.global_version == max(versions) > 0  # every key's log was written under older versions
     for key, entries in logs.items():
         assert any(len(entry) == 4 and entry[3][0] < step.global_version for entry in entries)
@@ -138,6 +165,15 @@ def test_the_global_options_are_checked_before_any_job_starts(tmp_path):
     assert _run_settings("--global", "--admit-after", "3").lifecycle.admit_after == 3
     with pytest.raises(SettingsError, match="--admit-after"):
         _run_settings("--admit-after", "3")
+    assert _run_settings("--global", "--global-blend").lifecycle.global_blend
+    for refused in (["--global-blend"], ["--global", "--global-blend", "--drift-detector", "ADWIN"],
+                    ["--global", "--global-blend", "--challenger", "river.tree:HoeffdingTreeClassifier"]):
+        with pytest.raises(SettingsError, match="--global-blend serves a blend"):
+            _run_settings(*refused)
+    with pytest.raises(SettingsError, match="--global-blend mixes probabilities: it is for classifiers"):
+        settings, regression = _run_settings("--global", "--global-blend"), "river.linear_model:LinearRegression"
+        load_models(dataclasses.replace(settings, model=regression,
+                                        lifecycle=dataclasses.replace(settings.lifecycle, global_model=regression)))
     with pytest.raises(SettingsError, match="--global-trace"):
         Settings(model="m.pkl", inputs=(str(DATA),), outputs=OutputSettings(global_trace=str(tmp_path)))
     with pytest.raises(SettingsError, match="must be a directory"):

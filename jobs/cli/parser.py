@@ -101,6 +101,9 @@ def _add_lifecycle(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--admit-after", type=int, metavar="N",
                        help="with a global model: a key gets models of its own only at its Nth labelled event "
                             "(default: at its first event); until then it holds none")
+    group.add_argument("--global-blend", action="store_true",
+                       help="classifiers: each key serves its own and the global model's probabilities, weighted by "
+                            "their log loss on its labels, in place of promotion (docs/global-model.md)")
 
 
 def _add_run(commands) -> None:
@@ -333,7 +336,7 @@ def settings_from_args(args: argparse.Namespace, scratch: str | None = None) -> 
         warm_start=args.warm_start, challengers=tuple(args.challenger), promotion_window=args.promotion_window,
         promotion_margin=args.promotion_margin, drift_detector=args.drift_detector, on_drift=args.on_drift,
         global_model=args.model if args.__dict__["global"] else args.global_model, global_every=args.global_every,
-        global_interval=args.global_interval, admit_after=args.admit_after,
+        global_interval=args.global_interval, admit_after=args.admit_after, global_blend=args.global_blend,
     )
     reported = bool(lifecycle.challengers) or lifecycle.drift_detector is not None or lifecycle.global_model is not None
     if args.command == "evaluate":

@@ -7,6 +7,7 @@ dict of river models to a stream, so that agreeing with it means something.
 import collections
 import dataclasses
 import json
+import math
 
 from river import utils
 from river.time_series.base import Forecaster
@@ -260,3 +261,58 @@ def global_versions(template, trace: list[dict], wanted: set[int]) -> dict:
         if record["version"] in wanted:
             versions[record["version"]] = model.clone(include_attributes=True)
     return versions
+
+
+@dataclasses.dataclass
+class BlendResult:
+    """One key under ``--global-blend`` in a plain loop: what it served, and its own model."""
+
+    own: object = None
+    labels: int = 0
+    global_loss: float = 0.0  # log loss over the labels both models answered
+    own_loss: float = 0.0
+    served: dict = dataclasses.field(default_factory=dict)  # event id -> (label, probabilities, global share)
+
+
+def blend_loop(lines, template, global_proba, admit_after: int | None = None, own_copy=None) -> dict:
+    """Key -> ``BlendResult``: each key serves its own and the global model's probabilities, mixed.
+
+    The exponentially weighted average forecaster over two experts: the
+    global model (``global_proba(key, event_id, x)``, the version that
+    answered) and the key's own model, each weighted by ``exp(-its log
+    loss)`` over the key's labels both answered. The own model is a clone of
+    ``template`` from the key's first event, or from its ``admit_after``-th
+    label, or ``own_copy(key)`` at its first label (a warm copy of the
+    global model). Predictions and labels may come apart (delayed labels).
+    """
+    results, pending = {}, {}
+    first_label = 1 if own_copy is not None and admit_after is None else admit_after
+    for event in map(json.loads, lines):
+        key, event_id = event["key"], event.get("id")
+        result = results.get(key)
+        if result is None:
+            result = results[key] = BlendResult(own=template.clone() if first_label is None else None)
+        if "x" in event:
+            x = event["x"]
+            answers = (global_proba(key, event_id, x), None if result.own is None else result.own.predict_proba_one(x))
+            both = all(answers)
+            share = 1 / (1 + math.exp(min(max(result.global_loss - result.own_loss, -50.0), 50.0))) if both \
+                else 0.0 if answers[1] else 1.0  # the global model's share: all of it, or none, if one is silent
+            if both:
+                proba = {c: share * answers[0].get(c, 0.0) + (1 - share) * answers[1].get(c, 0.0)
+                         for c in {**answers[0], **answers[1]}}
+            else:
+                proba = dict(answers[1] or answers[0])
+            result.served[event_id] = (max(proba, key=proba.get), proba, share)
+            pending[(key, event_id)] = (x, answers)
+        if "y" in event:
+            x, answers = pending.pop((key, event_id))
+            result.labels += 1
+            if result.labels == first_label:
+                result.own = template.clone() if own_copy is None else own_copy(key)
+            if result.own is not None:
+                result.own.learn_one(x, event["y"])
+            if all(answers):
+                result.global_loss -= math.log(min(max(answers[0].get(event["y"], 0.0), 1e-15), 1.0))
+                result.own_loss -= math.log(min(max(answers[1].get(event["y"], 0.0), 1e-15), 1.0))
+    return results
