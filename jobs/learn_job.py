@@ -25,7 +25,7 @@ from operators.global_model import GLOBAL_KINDS, GLOBAL_VERSIONS, GlobalConfig, 
 from operators.keying import UNROUTABLE, keyed_by_first_field, with_keys
 from operators.learner_config import LearnerConfig
 from operators.learner_function import LearnerFunction
-from operators.lifecycle import GLOBAL, LifecycleOptions, check_lifecycle, make_detector
+from operators.lifecycle import BLEND, GLOBAL, LifecycleOptions, check_lifecycle, make_detector
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import DEAD_LETTERS, LIFECYCLE_EVENTS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from operators.overall_metric import OverallMetricFunction
@@ -142,18 +142,34 @@ def _template_line(settings: Settings, templates: dict, global_template) -> str:
     global model as it starts (version 0)."""
     now_ms, keys_template = time.time_ns() // 1_000_000, _keys_template(settings, templates)
     if global_template is not None:
-        return template_record(keys_template, now_ms, serving=GLOBAL, global_version=0,
-                               global_model=dump_state(global_template))
+        serving, weight = _new_keys_served(settings)
+        return template_record(keys_template, now_ms, serving=serving, global_version=0,
+                               global_model=dump_state(global_template), global_weight=weight)
     return template_record(keys_template, now_ms, serving=settings.model if settings.has_lifecycle else None)
+
+
+def _new_keys_served(settings: Settings) -> tuple[str, float | None]:
+    """With a global model: what serves a key the job has not seen, and the global model's share in a blend.
+
+    Under ``--global-blend`` a new key blends the global model with its own
+    from its first event, as equals (no labels judged them yet), unless it
+    has no model of its own until a label (``--admit-after``, ``--warm-start``).
+    """
+    lifecycle = settings.lifecycle
+    if not lifecycle.global_blend:
+        return GLOBAL, None
+    return BLEND, 1.0 if lifecycle.admit_after is not None or lifecycle.warm_start else 0.5
 
 
 def _global_config(settings: Settings, templates: dict, kind: Kind, template, outputs: Collection[str]) -> GlobalConfig:
     """The global model's operator's configuration: it starts from its spec as it is (a ``.pkl`` learns on)."""
     lifecycle = settings.lifecycle
+    serving, weight = _new_keys_served(settings)
     return GlobalConfig(template=dump_state(template), kind=kind, every=lifecycle.global_every,
                         interval_ms=Settings.ms(lifecycle.global_interval), label_ttl_ms=Settings.ms(settings.label_ttl),
                         traced="global_trace" in outputs,
-                        keys_template=_keys_template(settings, templates) if "models_out" in outputs else None)
+                        keys_template=_keys_template(settings, templates) if "models_out" in outputs else None,
+                        keys_serving=serving, keys_global_weight=weight)
 
 
 def learner_config(settings: Settings, templates: dict, kind: Kind, metric, outputs: Collection[str],

@@ -63,7 +63,9 @@ class GlobalConfig:
     learn step is also written to the main output, as a ``trace_record``;
     ``keys_template``: the envelope of the model a new key starts from, when
     the job writes model snapshots: each version also goes out as a template
-    record (``operators.records.template_record``), for ``riverflink serve``.
+    record (``operators.records.template_record``), for ``riverflink serve``,
+    saying a new key is served by ``keys_serving`` (``GLOBAL``, or ``BLEND``
+    with the global model's share ``keys_global_weight``).
     """
 
     template: bytes
@@ -73,6 +75,8 @@ class GlobalConfig:
     label_ttl_ms: int | None = None
     traced: bool = False
     keys_template: bytes | None = None
+    keys_serving: str = GLOBAL
+    keys_global_weight: float | None = None
 
 
 @dataclasses.dataclass
@@ -318,9 +322,10 @@ class GlobalLearnerFunction(KeyedProcessFunction):
         blob = dump_state(state.model)
         out = [(GLOBAL_VERSIONS, Row(state.model_version, state.learned_until_ms, blob))]
         if self.config.keys_template is not None:
-            out.append((MODEL_SNAPSHOTS, template_record(self.config.keys_template, time.time_ns() // 1_000_000,
-                                                         serving=GLOBAL, global_version=state.model_version,
-                                                         global_model=blob)))
+            config = self.config
+            out.append((MODEL_SNAPSHOTS, template_record(
+                config.keys_template, time.time_ns() // 1_000_000, serving=config.keys_serving,
+                global_version=state.model_version, global_model=blob, global_weight=config.keys_global_weight)))
         return out
 
     def on_timer(self, timestamp, ctx):

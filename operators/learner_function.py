@@ -44,7 +44,7 @@ from operators.garbage_collection import freeze_long_lived
 from operators.global_model import version_for
 from operators.learner_config import LearnerConfig
 from operators.learning_step import LearningStep
-from operators.lifecycle import LifecyclePolicy
+from operators.lifecycle import BLEND, LifecyclePolicy
 from operators.model_kinds import Kind, make_metric
 from operators.outputs import ALL_KEYS, DEAD_LETTERS, LIFECYCLE_EVENTS, METRIC_UPDATES, METRICS, MODEL_SNAPSHOTS
 from operators.records import metric_record, model_snapshot_record, to_json
@@ -349,9 +349,11 @@ class LearnerFunction(KeyedProcessFunction):
                 and loaded.unsnapshotted and model is not None):  # else its last snapshot holds this model
             loaded.unsnapshotted = False
             serving = None if state.lifecycle is None else state.lifecycle.serving
+            weight = self.step.policy.global_weight(state.lifecycle) if serving == BLEND else None
             # Plain pickle: written once a second or more, restored once per server (``state.envelope``).
             blob = dump_state(model, fast_restore=False)
-            yield MODEL_SNAPSHOTS, model_snapshot_record(key, state.model_version, blob, now_ms, serving=serving)
+            yield MODEL_SNAPSHOTS, model_snapshot_record(key, state.model_version, blob, now_ms, serving=serving,
+                                                         global_weight=weight)
 
     def _drop_key(self, key: str, timers) -> None:
         """Forget everything the current key owns; its next event starts from the template."""

@@ -422,12 +422,8 @@ class LearningStep:
         if own is not None:
             _, judged[own_name], own_extras = own_predictor.predict(own, x)
             probas[own_name] = own_extras["proba"]
-        own_proba = probas.get(own_name)
-        if own_proba and probas[GLOBAL]:
-            weight = policy.global_weight(life)
-        else:  # one of them has nothing to say: the other's answer is served
-            weight = 0.0 if own_proba else 1.0
-        proba = blend_probas(probas[GLOBAL], own_proba, weight)
+        weight = 1.0 if own is None else policy.global_weight(life)
+        proba, weight = blend_probas(probas[GLOBAL], probas.get(own_name), weight)
         prediction = max(proba, key=proba.get) if proba else None
         extras = {"proba": proba, "global_weight": weight}
         return prediction, proba if own_predictor.metric_uses_proba else prediction, extras, (judged, probas)

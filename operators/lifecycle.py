@@ -71,20 +71,24 @@ class LifecycleOptions:
     global_blend: bool = False
 
 
-def blend_probas(global_proba: dict, own_proba: dict | None, global_weight: float) -> dict:
-    """The probabilities a key serves under ``--global-blend``: the global model's and its own, weighted.
+def blend_probas(global_proba: dict, own_proba: dict | None, global_weight: float) -> tuple[dict, float]:
+    """What a key serves under ``--global-blend``: ``(probabilities, the global model's share in them)``.
 
     ``global_weight`` is the global model's share, the own model's being the
     rest (``LifecyclePolicy.global_weight``). Where one of them has nothing to
     say (no own model yet: None; an untrained one: empty), the other's alone.
+    The job and ``riverflink serve`` both blend with this.
 
-    >>> blend_probas({True: 0.8, False: 0.2}, {True: 0.2, False: 0.8}, 0.25)
-    {True: 0.35, False: 0.65}
+    >>> blend_probas({True: 0.75, False: 0.25}, {True: 0.25, False: 0.75}, 0.75)
+    ({True: 0.625, False: 0.375}, 0.75)
+    >>> blend_probas({True: 0.75, False: 0.25}, None, 0.75)
+    ({True: 0.75, False: 0.25}, 1.0)
     """
     if not own_proba or not global_proba:  # one has nothing to say (no own model yet, or an untrained one)
-        return dict(own_proba or global_proba)
-    return {label: global_weight * global_proba.get(label, 0.0) + (1 - global_weight) * own_proba.get(label, 0.0)
-            for label in {**global_proba, **own_proba}}
+        return dict(own_proba or global_proba), 0.0 if own_proba else 1.0
+    blended = {label: global_weight * global_proba.get(label, 0.0) + (1 - global_weight) * own_proba.get(label, 0.0)
+               for label in {**global_proba, **own_proba}}
+    return blended, global_weight
 
 
 def _log_loss(proba: dict, y) -> float:

@@ -152,7 +152,8 @@ def metric_record(key: str | None, metric, n: int, now_ms: int, model: str | Non
     return to_json(record)
 
 
-def model_snapshot_record(key: str, model_version: int, model: bytes, now_ms: int, serving: str | None = None) -> str:
+def model_snapshot_record(key: str, model_version: int, model: bytes, now_ms: int, serving: str | None = None,
+                          global_weight: float | None = None) -> str:
     """A model snapshot output line: ``{"key", "model_version", "ts", "model"}``, and ``"serving"`` with a lifecycle.
 
     Parameters
@@ -167,6 +168,9 @@ def model_snapshot_record(key: str, model_version: int, model: bytes, now_ms: in
         When it is reported (processing time, milliseconds; written in seconds).
     serving
         The name of the model the key serves, when it has challengers or drift detection.
+    global_weight
+        Under ``--global-blend`` (``serving`` ``"blend"``): the global model's share of the
+        key's blend with this model (``operators.lifecycle.blend_probas``).
 
     Examples
     --------
@@ -176,11 +180,13 @@ def model_snapshot_record(key: str, model_version: int, model: bytes, now_ms: in
     record = {"key": key, "model_version": model_version, "ts": now_ms / 1000, "model": base64.b64encode(model).decode()}
     if serving is not None:
         record["serving"] = serving
+    if global_weight is not None:
+        record["global_weight"] = global_weight
     return to_json(record)
 
 
 def template_record(model: bytes, now_ms: int, serving: str | None = None, global_version: int | None = None,
-                    global_model: bytes | None = None) -> str:
+                    global_model: bytes | None = None, global_weight: float | None = None) -> str:
     """The models output's record of the template: what a key with no snapshot yet is answered by.
 
     ``{"key": "", "template": true, "model_version": 0, "ts", "model"}``: the
@@ -193,7 +199,8 @@ def template_record(model: bytes, now_ms: int, serving: str | None = None, globa
     With a global model, each of its versions comes in such a record, which
     also holds ``"global_version"`` and ``"global_model"``: the version a key
     served by it is answered with. One key for both, so compaction keeps the
-    latest, which holds them all.
+    latest, which holds them all. Under ``--global-blend``, ``"global_weight"``
+    is the global model's share of a new key's blend.
 
     Examples
     --------
@@ -209,6 +216,8 @@ def template_record(model: bytes, now_ms: int, serving: str | None = None, globa
     if global_model is not None:
         record["global_version"] = global_version
         record["global_model"] = base64.b64encode(global_model).decode()
+    if global_weight is not None:
+        record["global_weight"] = global_weight
     return to_json(record)
 
 

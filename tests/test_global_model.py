@@ -9,18 +9,19 @@ answers from the version its prediction names.
 """
 
 import json
+import math
 
 import pytest
 
 from jobs.cli.evaluate import SERVED, evaluate
 from jobs.serve.models import ServedModels
 from jobs.settings import LifecycleSettings, OutputSettings, Settings
-from operators.lifecycle import GLOBAL
+from operators.lifecycle import BLEND, GLOBAL, blend_probas
 from state.destinations import read_records
 from tests.support import datagen
 from tests.support.flink import expected_lifecycle_predictions, predictions_by_id, run
 from tests.support.models import example
-from tests.support.reference import global_versions, lifecycle_loop, read_trace
+from tests.support.reference import blend_loop, global_versions, lifecycle_loop, read_trace
 
 pytestmark = pytest.mark.minicluster
 
@@ -135,3 +136,52 @@ def test_serve_answers_as_the_job_serves_each_key_at_its_end(job):
             assert "model" not in answer
             assert answer["prediction"] == outputs.models[key].predict_one(probe), key
     assert served.predict("a key never seen", probe).record()["global_version"] == len(trace)
+
+
+@pytest.fixture(scope="module")
+def blended(tmp_path_factory):
+    """The same events, each key serving its own model and the global model's probabilities blended."""
+    tmp_path = tmp_path_factory.mktemp("blend")
+    spec, template, _, _ = example("classifier")
+    lines = datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("classifier", n_keys=60, n_events=3000)))
+    trace = tmp_path / "trace"
+    outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "events.jsonl", lines)], parallelism=2,
+                  destinations={"global_trace": str(trace)},
+                  lifecycle=LifecycleSettings(global_model=spec, global_every=25, global_blend=True))
+    trace = read_trace(trace)
+    asked = {(p["key"], p["id"]): p["global_version"] for p in outputs.predictions}
+    versions = global_versions(template, trace, {*asked.values(), len(trace)})
+    def global_proba(key, event_id, x):
+        return versions[asked[(key, event_id)]].predict_proba_one(x)
+
+    expected = blend_loop(lines, template, global_proba)
+    return lines, outputs, template, versions[len(trace)], expected
+
+
+def test_under_global_blend_each_key_serves_the_mix_of_a_plain_weighted_average_forecaster(blended):
+    _, outputs, _, _, expected = blended
+    served = [(p["key"], p["id"], p["prediction"], p["proba"], p["global_weight"], p["model"])
+              for p in outputs.predictions]
+    assert served == [(key, event_id, label, {str(c): p for c, p in proba.items()}, share, BLEND)
+                      for key, event_id, *_ in served for label, proba, share in [expected[key].served[event_id]]]
+    shares = [p["global_weight"] for p in outputs.predictions]
+    assert min(shares) < 0.01 and max(shares) > 0.75, "keys lean on their own model, and on the global one"
+    assert outputs.dead_letters == []
+
+
+def test_serve_answers_a_blend_as_the_job_would_at_its_end(blended):
+    lines, outputs, template, final, expected = blended
+    served = ServedModels()
+    for record in sorted(outputs.templates + outputs.snapshots, key=lambda record: record["ts"]):
+        served.take_record(record, received=0.0)
+    probe = next(json.loads(line)["x"] for line in lines if "x" in json.loads(line))
+    for key, result in expected.items():
+        assert outputs.models[key].predict_proba_one(probe) == result.own.predict_proba_one(probe), key
+        share = 1 / (1 + math.exp(min(max(result.global_loss - result.own_loss, -50.0), 50.0)))
+        proba, _ = blend_probas(final.predict_proba_one(probe), result.own.predict_proba_one(probe), share)
+        answer = served.predict(key, probe).record()
+        assert (answer["model"], answer["global_weight"]) == (BLEND, share), key
+        assert answer["proba"] == {str(label): p for label, p in proba.items()}, key
+    unseen = served.predict("a key never seen", probe).record()
+    proba, _ = blend_probas(final.predict_proba_one(probe), template.clone().predict_proba_one(probe), 0.5)
+    assert (unseen["global_weight"], unseen["proba"]) == (0.5, {str(label): p for label, p in proba.items()})

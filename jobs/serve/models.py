@@ -17,7 +17,7 @@ import dataclasses
 import threading
 
 from operators.bandits import BanditVerbs, policy_for_key
-from operators.lifecycle import GLOBAL
+from operators.lifecycle import BLEND, GLOBAL, blend_probas
 from operators.model_kinds import Kind, Predictor, kind_of
 from state.envelope import load_state
 
@@ -44,6 +44,8 @@ class Snapshot:
         The name of the model the key serves, when the job runs challengers or drift detection.
     received
         When this server read it, in epoch seconds (for the snapshot lag).
+    global_weight
+        Under ``--global-blend``: the global model's share of the key's blend with this model.
     """
 
     model_version: int
@@ -51,6 +53,7 @@ class Snapshot:
     blob: bytes
     serving: str | None = None
     received: float = 0.0
+    global_weight: float | None = None
 
     def is_newer_than(self, other: "Snapshot") -> bool:
         """Whether this snapshot may replace ``other``: more learn steps, or as many and written later.
@@ -79,7 +82,10 @@ class Snapshot:
             raise ValueError(f"a model snapshot without {missing}") from None
         if type(version) is not int or not isinstance(ts, (int, float)) or not isinstance(model, str):
             raise ValueError("a model snapshot needs an integer 'model_version', a number 'ts' and a base64 'model'")
-        return cls(version, float(ts), base64.b64decode(model, validate=True), record.get("serving"), received)
+        serving, weight = record.get("serving"), record.get("global_weight")
+        if serving == BLEND and (not isinstance(weight, (int, float)) or not 0 <= weight <= 1):
+            raise ValueError("a model snapshot of a blend needs its 'global_weight', from 0 to 1")
+        return cls(version, float(ts), base64.b64decode(model, validate=True), serving, received, weight)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -221,10 +227,11 @@ class ServedModels:
             if self._global is None or version > self._global[0]:
                 self._global = (version, model, _predictor_of(model))
 
-    def _served_by_global(self, key: str) -> bool:
-        """Whether the job serves ``key`` with its global model, as the key's snapshot (or the template) says."""
+    def _served_by_global(self, key: str) -> str | None:
+        """``GLOBAL`` or ``BLEND`` if the job serves ``key`` with its global model or a blend with it, as the
+        key's snapshot (or the template) says; else None."""
         snapshot = self._snapshots.get(key) or self._template
-        return snapshot is not None and snapshot.serving == GLOBAL
+        return snapshot.serving if snapshot is not None and snapshot.serving in (GLOBAL, BLEND) else None
 
     def predict(self, key: str, x: dict, arms: list | None = None) -> Answer:
         """Ask the key's latest model (or the template) about ``x``, without changing any model.
@@ -238,6 +245,9 @@ class ServedModels:
         A key the job serves with its global model (``"serving": "global"``)
         is answered by the newest version of it read, and the answer says
         which (``model``, ``global_version``), as the job's predictions do.
+        Under ``--global-blend`` (``"serving": "blend"``) that version's
+        probabilities are blended with the key's model's (or, for a key not
+        seen, the template's), the global model's share as the snapshot says.
 
         Raises
         ------
@@ -248,8 +258,9 @@ class ServedModels:
         Exception
             Whatever the model raises on ``x``.
         """
-        if self._served_by_global(key):
-            return self._global_answer(key, x)
+        shared = self._served_by_global(key)
+        if shared is not None:
+            return self._global_answer(key, x, blended=shared == BLEND)
         model, predictor, snapshot = self._model_of(key)
         if predictor.kind is Kind.BANDIT:
             if arms is None:
@@ -262,13 +273,20 @@ class ServedModels:
             return Answer(key, prediction, 0, None, extras)
         return Answer(key, prediction, snapshot.model_version, snapshot.ts, extras)
 
-    def _global_answer(self, key: str, x: dict) -> Answer:
+    def _global_answer(self, key: str, x: dict, blended: bool) -> Answer:
         shared, snapshot = self._global, self._snapshots.get(key)
         if shared is None:
             raise LookupError(f"the key {key!r} is served by the global model, and no version of it was read yet")
         version, model, predictor = shared
         prediction, _, extras = predictor.predict(model, x)
-        extras = {**extras, "model": GLOBAL, "global_version": version}
+        if blended:
+            own, own_predictor, written = self._model_of(key)  # the key's own model, or the template's
+            _, _, own_extras = own_predictor.predict(own, x)
+            share = (written or self._template).global_weight
+            proba, weight = blend_probas(extras["proba"], own_extras["proba"], share)
+            prediction = max(proba, key=proba.get) if proba else None
+            extras = {"proba": proba, "global_weight": weight}
+        extras = {**extras, "model": BLEND if blended else GLOBAL, "global_version": version}
         if snapshot is None:
             return Answer(key, prediction, 0, None, extras)
         return Answer(key, prediction, snapshot.model_version, snapshot.ts, extras)
