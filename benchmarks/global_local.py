@@ -11,16 +11,24 @@ all of them, on two data sets:
 
 - *synthetic*: a long tail of keys (Zipf popularity), each key's concept a
   shared one plus one of its own, so that a model of all keys is better for
-  a key's first events and the key's own model, given history, later;
-- *phishing*: river's Phishing data, one key per provider.
+  a key's first events and the key's own model, given history, later. The
+  base learns the shared concept as it was; over the evaluated events it
+  turns by ``--drift`` right angles (one table each, 0 for a world that
+  stands still), which a base that never learns again cannot follow;
+- *phishing*: river's Phishing data, one key per provider (ten providers,
+  pages dealt to them in turn: no provider has a concept of its own).
 
 In both, a base model (``examples/classifier.py``) learns from keys that are
 not evaluated (held-out keys; the even-numbered providers) and is saved as a
 ``.pkl``; the evaluated keys are then replayed from a file through the job
 (test-then-train per key) once per row: blank clones, ``--warm-start`` from
 the base, the base as a global model that always serves (a promotion window
-no key fills), and the base as a global model beside blank clones that take
-over after ``--window`` labelled events where better.
+no key fills), the base as a global model beside blank clones that take
+over after ``--window`` labelled events where better (promotion), the same
+with ``--warm-start`` (a key's own model is then a copy of the global
+version held at its first label, and serves from there), and the global
+model blended with each key's own (``--global-blend``), with and without
+that warm copy.
 
 A backfill from files must not let a global version answer an event it has
 learned from, or one later (by ``ts``): the evaluated events carry ``ts``,
@@ -34,6 +42,7 @@ learners having read their whole input before the first version reached them).
 """
 
 import argparse
+import functools
 import json
 import math
 import pathlib
@@ -48,7 +57,7 @@ from jobs.cli.tables import format_table
 from jobs.learn_job import run_job
 from jobs.model_spec import load_template
 from jobs.settings import LifecycleSettings, OutputSettings, Settings
-from operators.lifecycle import GLOBAL
+from operators.lifecycle import BLEND, GLOBAL
 from state.destinations import read_records
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -58,10 +67,11 @@ NEVER = 10**9  # a promotion window no key fills: the global model serves every 
 START_TS = 1_700_000_000
 
 
-def synthetic(seed: int) -> tuple[list[dict], list[dict]]:
-    """(the base's training events, of held-out keys; the evaluated events), sharing one concept."""
+def synthetic(seed: int, drift: float) -> tuple[list[dict], list[dict]]:
+    """(the base's training events, of held-out keys; the evaluated events, over which their shared concept turns)."""
     held_out = list(shared_concept_stream(20_000, 2_000, seed=seed + 1, first_key=1_000_000, concept_seed=seed))
-    evaluated = list(shared_concept_stream(30_000, 3_000, seed=seed, concept_seed=seed, start_ts=START_TS))
+    evaluated = list(shared_concept_stream(30_000, 3_000, seed=seed, concept_seed=seed, start_ts=START_TS,
+                                           drift=drift))
     return held_out, evaluated
 
 
@@ -83,15 +93,18 @@ def rows(base: str, window: int, every: int) -> list[tuple[str, LifecycleSetting
         ("blank clones", LifecycleSettings()),
         ("--warm-start", LifecycleSettings(warm_start=True)),
         ("global only", LifecycleSettings(global_model=base, global_every=every, promotion_window=NEVER)),
-        (f"global + local (window {window})", LifecycleSettings(
+        (f"global + local, promotion (window {window})", LifecycleSettings(
             global_model=base, global_every=every, promotion_window=window, promotion_margin=0.0)),
-        ("global + local, --warm-start", LifecycleSettings(
+        ("global + local, promotion, --warm-start", LifecycleSettings(
             global_model=base, global_every=every, promotion_window=window, promotion_margin=0.0, warm_start=True)),
+        ("global + local, --global-blend", LifecycleSettings(global_model=base, global_every=every, global_blend=True)),
+        ("global + local, --global-blend --warm-start", LifecycleSettings(
+            global_model=base, global_every=every, global_blend=True, warm_start=True)),
     ]
 
 
 def staleness(predictions: list[dict], trace_dir: pathlib.Path, ts_of: dict) -> tuple[int, float]:
-    """Of the predictions the global model served: how many it had learned ahead of, and by how much it lagged.
+    """Of the predictions the global model made or had a share in: how many it had learned ahead of, and its lag.
 
     Leaked: answered by a version that had learned an event as late as the
     prediction or later. Lag: the median, in ``ts`` seconds, by which the
@@ -101,7 +114,7 @@ def staleness(predictions: list[dict], trace_dir: pathlib.Path, ts_of: dict) -> 
     learned_until = {0: float("-inf")}  # version -> latest ts it has learned; version 0 is the base as it is
     for step in sorted(read_records(str(trace_dir)), key=lambda step: step["version"]):
         learned_until[step["version"]] = max(learned_until[step["version"] - 1], ts_of[step["id"]])
-    lags = [ts_of[p["id"]] - learned_until[p["global_version"]] for p in predictions if p.get("model") == GLOBAL]
+    lags = [ts_of[p["id"]] - learned_until[p["global_version"]] for p in predictions if _global_share(p) > 0]
     learned = [lag for lag in lags if lag != float("inf")]
     return sum(lag <= 0 for lag in lags), statistics.median(learned) if learned else float("nan")
 
@@ -111,7 +124,13 @@ def measure(predictions: list[dict], truth: dict, first: int) -> dict:
     early = [p["prediction"] == truth[p["id"]] for p in predictions if p["model_version"] < first]
     right = [p["prediction"] == truth[p["id"]] for p in predictions]
     return {"first": sum(early) / len(early), "n_first": len(early), "all": sum(right) / len(right),
-            "n": len(right), "global": sum(p.get("model") == GLOBAL for p in predictions) / len(right)}
+            "n": len(right), "global": sum(map(_global_share, predictions)) / len(right)}
+
+
+def _global_share(prediction: dict) -> float:
+    """How much of a prediction the global model made: all, none, or its weight in a blend."""
+    model = prediction.get("model")
+    return prediction["global_weight"] if model == BLEND else float(model == GLOBAL)
 
 
 def run_row(lifecycle: LifecycleSettings, work: pathlib.Path, out: pathlib.Path, events: list[dict], args) -> dict:
@@ -134,7 +153,7 @@ def run_row(lifecycle: LifecycleSettings, work: pathlib.Path, out: pathlib.Path,
 
 def table(results: list[tuple[str, dict]], first: int) -> str:
     """One line per row; the global model's share, leaks and lag only where there is one."""
-    header = ("keys start from", f"first {first}", "n", "all", "n", "served by global", "leaked", "lag s", "job s")
+    header = ("keys start from", f"first {first}", "n", "all", "n", "global's share", "leaked", "lag s", "job s")
     lines = []
     for name, r in results:
         shared = ("", "", "")
@@ -170,17 +189,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=MODEL, help="the base model's spec, and the keys' own models'")
     parser.add_argument("--first", type=int, default=20, help="labelled events per key counted as its cold start")
-    parser.add_argument("--window", type=int, default=20, help="--promotion-window of the global + local row")
-    parser.add_argument("--global-every", type=int, default=100, help="the global model's learn steps per version")
+    parser.add_argument("--window", type=int, default=10, help="--promotion-window of the global + local rows")
+    parser.add_argument("--global-every", type=int, default=20, help="the global model's learn steps per version")
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42, help="of the synthetic data set")
+    parser.add_argument("--drift", type=float, nargs="+", default=[0.0, 1.0, 2.0],
+                        help="how far the synthetic set's shared concept turns after the base learned it, in right "
+                             "angles over the evaluated events: one table each")
     parser.add_argument("--data", choices=("synthetic", "phishing"), nargs="+", default=["synthetic", "phishing"])
     args = parser.parse_args()
-    shown = {name: " ".join(value) if isinstance(value, list) else value for name, value in vars(args).items()}
+    shown = {name: " ".join(map(str, value)) if isinstance(value, list) else value
+             for name, value in vars(args).items()}
     print("options: " + " ".join(f"--{name.replace('_', '-')} {value}" for name, value in shown.items()))
     started = time.perf_counter()
     for data_set in args.data:
-        benchmark(data_set, {"synthetic": synthetic, "phishing": phishing}[data_set], args)
+        if data_set == "phishing":
+            benchmark(data_set, phishing, args)
+            continue
+        for drift in args.drift:
+            benchmark(f"synthetic, drift {drift:g}", functools.partial(synthetic, drift=drift), args)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -96,6 +96,8 @@ def main(argv=None) -> None:
                         help="also write model snapshots (--models-out) every S seconds, as riverflink serve follows them")
     parser.add_argument("--global", dest="global_model", action="store_true",
                         help="with a global model (--global): its operator beside the learner, a candidate in each key")
+    parser.add_argument("--global-blend", action="store_true",
+                        help="with --global: each key serves a blend of its own and the global model (--global-blend)")
     parser.add_argument("--cluster", type=int, default=0, metavar="N",
                         help="run on a local cluster of N TaskManagers (one slot each); default: the mini-cluster")
     parser.add_argument("--cold-cluster", action="store_true",
@@ -120,7 +122,8 @@ def main(argv=None) -> None:
                 parallelism=args.parallelism, state_backend=args.state_backend,
                 execution_mode=args.execution_mode, checkpoint_interval=args.checkpoint_interval, jobmanager=jobmanager,
                 flink_options=tuple(args.flink_option),
-                lifecycle=LifecycleSettings(global_model=args.model if args.global_model else None),
+                lifecycle=LifecycleSettings(global_model=args.model if args.global_model else None,
+                                            global_blend=args.global_blend),
                 tuning=TuningSettings(key_cache_mb=args.key_cache_mb, batch_lines=args.batch_lines,
                                       batch_delay=args.batch_delay, profile=args.profile,
                                       snapshot_interval=args.snapshot_interval or TuningSettings.snapshot_interval),

@@ -215,7 +215,8 @@ class LearningStep:
             served = Prediction(event.key, event.id, event.ts, prediction, state.model_version, extras)
             if life is not None:  # what the labels will judge: every model's guess, and the served one
                 if blended is None:
-                    judged = self.policy.shadow_predict(life, event.x, global_answer and global_answer[2])
+                    global_for_metric = None if global_answer is None else global_answer[2]
+                    judged = self.policy.shadow_predict(life, event.x, global_for_metric)
                     judged[serving] = for_metric
                     for_metric = (for_metric, prediction, judged)
                 else:  # and what weighs the blended models: their probabilities
