@@ -37,7 +37,7 @@ from tests.support.kafka import new_topic, send_steadily
 from tests.support.lifecycle_data import CHALLENGER, CHAMPION, linear_and_xor_keys, logistic, on_product
 from tests.support.models import ROOT, example
 from tests.support.processes import descendants
-from tests.support.reference import global_versions, lifecycle_loop, river_loop, same_model
+from tests.support.reference import blend_loop, global_versions, lifecycle_loop, river_loop, same_model
 
 pytestmark = pytest.mark.cluster
 
@@ -213,13 +213,14 @@ def _global_stream(n_keys: int, n_events: int, seed: int = 7) -> list[str]:
                                                                           seed=seed)))
 
 
-def _global_settings(tmp_path, jobmanager, topic, kafka_bootstrap, **options) -> Settings:
+def _global_settings(tmp_path, jobmanager, topic, kafka_bootstrap, blend: bool = False, **options) -> Settings:
     """The example classifier as each key's model and as the global model, its every learn step traced."""
     spec = example(KIND)[0]
+    lifecycle = LifecycleSettings(global_model=spec, global_every=25, promotion_window=GLOBAL_WINDOW,
+                                  global_blend=blend)
     return _settings(tmp_path, jobmanager, topic, kafka_bootstrap=kafka_bootstrap, model=spec,
                      events=str(tmp_path / "out" / "events"), global_trace=str(tmp_path / "out" / "global-trace"),
-                     lifecycle=LifecycleSettings(global_model=spec, global_every=25, promotion_window=GLOBAL_WINDOW),
-                     **options)
+                     lifecycle=lifecycle, **options)
 
 
 def _labelled(lines: list[str]) -> set[tuple[str, str]]:
@@ -234,9 +235,10 @@ def _assert_global_equals_reference(settings: Settings, lines: list[str]) -> Non
     """What a job with the global model committed equals plain river, as ``tests/test_global_model.py`` checks it.
 
     The committed trace is every learn step of the global model, once, as versions 1..N; a plain loop over it
-    gives every version a prediction names; each key is ``lifecycle_loop`` given those versions' answers.
+    gives every version a prediction names; each key is ``lifecycle_loop`` given those versions' answers, or,
+    under ``--global-blend``, ``blend_loop``.
     """
-    spec, template, _, new_metric = example(KIND)
+    template = example(KIND)[1]
     labelled = _labelled(lines)
     # Part files are read in name order: part-...-10 before part-...-2, and a resumed run's in its own random prefix.
     trace = sorted(_committed_trace(settings), key=lambda record: record["version"])
@@ -247,6 +249,32 @@ def _assert_global_equals_reference(settings: Settings, lines: list[str]) -> Non
     asked = {(p["key"], p["id"]): p["global_version"] for p in predictions}
     versions = global_versions(template, trace, set(asked.values()))
     assert len(versions) > 10, "the learners answered with many versions"
+    if settings.lifecycle.global_blend:
+        def global_proba(key, event_id, x):
+            return versions[asked[(key, event_id)]].predict_proba_one(x)
+
+        expected = blend_loop(lines, template, global_proba)
+        assert len(predictions) == len(asked)
+        assert {(p["key"], p["id"]): (p["prediction"], p["proba"], p["global_weight"]) for p in predictions} == {
+            (key, event_id): (label, {str(c): value for c, value in proba.items()}, share)
+            for key, result in expected.items() for event_id, (label, proba, share) in result.served.items()}
+    else:
+        _assert_promotions_equal_reference(settings, lines, predictions, versions, asked)
+    assert list(read_records(settings.outputs.dead_letters)) == []
+    # Three partitions read at their own pace, and a restore replays a backlog: still, (almost) every event is
+    # answered by a version that learned only from earlier ones (measured: none of 2,400 and of 3,000).
+    ts_of = {(e["key"], e["id"]): e["ts"] for e in map(json.loads, lines) if "ts" in e}
+    learned_until = [0.0]
+    for record in trace:
+        learned_until.append(max(learned_until[-1], ts_of[(record["key"], record["id"])]))
+    ahead = [p for p in predictions if learned_until[p["global_version"]] >= ts_of[(p["key"], p["id"])]]
+    assert len(ahead) <= len(predictions) // 100, f"{len(ahead)} answered by versions that had seen later events"
+
+
+def _assert_promotions_equal_reference(settings: Settings, lines: list[str], predictions: list[dict], versions: dict,
+                                       asked: dict) -> None:
+    """Each key serves, and moves between, its own model and the global one as ``lifecycle_loop`` does."""
+    spec, template, _, new_metric = example(KIND)
     x_of = {(e["key"], e["id"]): e["x"] for e in map(json.loads, lines) if "x" in e}
     for p in predictions:
         if p["model"] == GLOBAL:
@@ -265,26 +293,18 @@ def _assert_global_equals_reference(settings: Settings, lines: list[str]) -> Non
     happened = sorted((e["key"], e["event"], e["from"], e["to"], e["n"]) for e in read_records(settings.outputs.events))
     assert happened == sorted((e["key"], e["event"], e["from"], e["to"], e["n"]) for e in expected_events)
     assert {to for *_, to, _ in happened} == {spec, GLOBAL}, "keys moved both ways"
-    assert list(read_records(settings.outputs.dead_letters)) == []
-    # Three partitions read at their own pace, and a restore replays a backlog: still, (almost) every event is
-    # answered by a version that learned only from earlier ones (measured: none of 2,400 and of 3,000).
-    ts_of = {(e["key"], e["id"]): e["ts"] for e in map(json.loads, lines) if "ts" in e}
-    learned_until = [0.0]
-    for record in trace:
-        learned_until.append(max(learned_until[-1], ts_of[(record["key"], record["id"])]))
-    ahead = [p for p in predictions if learned_until[p["global_version"]] >= ts_of[(p["key"], p["id"])]]
-    assert len(ahead) <= len(predictions) // 100, f"{len(ahead)} answered by versions that had seen later events"
 
 
 @pytest.mark.kafka
-def test_the_global_model_moves_through_a_savepoint_rescale(cluster, kafka_bootstrap, tmp_path):
+@pytest.mark.parametrize("blend", [False, True], ids=["promotion", "blend"])
+def test_the_global_model_moves_through_a_savepoint_rescale(cluster, kafka_bootstrap, tmp_path, blend):
     """The global learner's model and log, and the version each learner holds, through parallelism 2 to 3."""
     jobmanager, _ = cluster
     lines = _global_stream(n_keys=40, n_events=2400)
     half = len(lines) // 2
     topic = new_topic(kafka_bootstrap, partitions=3)
     publish(kafka_bootstrap, topic, [datagen.write_lines(tmp_path / "first.jsonl", lines[:half])])
-    first = _global_settings(tmp_path, jobmanager, topic, kafka_bootstrap, parallelism=2, detached=True)
+    first = _global_settings(tmp_path, jobmanager, topic, kafka_bootstrap, blend=blend, parallelism=2, detached=True)
     job = str(run_job(first).get_job_id())
     wait_until(lambda: len(_committed_predictions(first)) == _predicted(lines[:half]), 240, "the first half")
     savepoint = stop_with_savepoint(jobmanager, job)
