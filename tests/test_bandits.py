@@ -188,7 +188,9 @@ def test_evaluate_on_logged_interactions_equals_rivers_evaluate_offline_per_key(
     spec, template, contextual = POLICIES[name]
     log = logged_interactions(contextual=contextual)
     (tmp_path / "log.jsonl").write_text("\n".join(log) + "\n")
-    settings = Settings(model=spec, inputs=(str(tmp_path / "log.jsonl"),), tuning=TuningSettings(metrics_every=100),
+    # Only the every-100 reports: reports on time would add curve points wherever a wall-clock boundary falls.
+    settings = Settings(model=spec, inputs=(str(tmp_path / "log.jsonl"),),
+                        tuning=TuningSettings(metrics_every=100, metrics_interval=3600),
                         outputs=OutputSettings(metrics=str(tmp_path / "metrics"), dead_letters=str(tmp_path / "dead"),
                                                predictions=str(tmp_path / "predictions")))
 

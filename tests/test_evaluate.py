@@ -57,7 +57,9 @@ def test_evaluate_equals_river_progressive_validation_per_model_and_key(tmp_path
     log, datasets = delayed_log((DATA / "phishing.jsonl").read_text().splitlines(), DELAY)
     (tmp_path / "log.jsonl").write_text("\n".join(log) + "\n")
     settings = Settings(model=spec, inputs=(str(tmp_path / "log.jsonl"),),
-                        lifecycle=LifecycleSettings(challengers=(CHALLENGER,)), tuning=TuningSettings(metrics_every=50),
+                        lifecycle=LifecycleSettings(challengers=(CHALLENGER,)),
+                        # Reports on time too would add curve points wherever a wall-clock interval boundary falls.
+                        tuning=TuningSettings(metrics_every=50, metrics_interval=3600),
                         outputs=OutputSettings(metrics=str(tmp_path / "metrics"), events=str(tmp_path / "events"),
                                                dead_letters=str(tmp_path / "dead")))
 
