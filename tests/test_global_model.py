@@ -28,17 +28,24 @@ pytestmark = pytest.mark.minicluster
 WINDOW = 8
 
 
-@pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    """One run: 60 keys, delayed labels, a version every 25 learn steps, promotion over 8 labels."""
-    tmp_path = tmp_path_factory.mktemp("global")
-    spec, template, _, new_metric = example("classifier")
+def _run_global(tmp_path, **lifecycle) -> tuple:
+    """60 keys, delayed labels, the example classifier as every key's model and the global one, a version every
+    25 learn steps: ``(lines, outputs, trace)``."""
+    spec = example("classifier")[0]
     lines = datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("classifier", n_keys=60, n_events=3000)))
     trace = tmp_path / "trace"
     outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "events.jsonl", lines)], parallelism=2,
                   destinations={"global_trace": str(trace)},
-                  lifecycle=LifecycleSettings(global_model=spec, global_every=25, promotion_window=WINDOW))
-    return spec, lines, template, new_metric, outputs, read_trace(trace)
+                  lifecycle=LifecycleSettings(global_model=spec, global_every=25, **lifecycle))
+    return lines, outputs, read_trace(trace)
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """One run, promotion over 8 labels."""
+    spec, template, _, new_metric = example("classifier")
+    lines, outputs, trace = _run_global(tmp_path_factory.mktemp("global"), promotion_window=WINDOW)
+    return spec, lines, template, new_metric, outputs, trace
 
 
 def test_the_global_model_learns_every_label_once_and_in_the_order_it_records(job):
@@ -141,16 +148,11 @@ def test_serve_answers_as_the_job_serves_each_key_at_its_end(job):
 @pytest.fixture(scope="module")
 def blended(tmp_path_factory):
     """The same events, each key serving its own model and the global model's probabilities blended."""
-    tmp_path = tmp_path_factory.mktemp("blend")
-    spec, template, _, _ = example("classifier")
-    lines = datagen.to_lines(datagen.with_delayed_labels(datagen.many_keys("classifier", n_keys=60, n_events=3000)))
-    trace = tmp_path / "trace"
-    outputs = run(tmp_path, spec, [datagen.write_lines(tmp_path / "events.jsonl", lines)], parallelism=2,
-                  destinations={"global_trace": str(trace)},
-                  lifecycle=LifecycleSettings(global_model=spec, global_every=25, global_blend=True))
-    trace = read_trace(trace)
+    template = example("classifier")[1]
+    lines, outputs, trace = _run_global(tmp_path_factory.mktemp("blend"), global_blend=True)
     asked = {(p["key"], p["id"]): p["global_version"] for p in outputs.predictions}
     versions = global_versions(template, trace, {*asked.values(), len(trace)})
+
     def global_proba(key, event_id, x):
         return versions[asked[(key, event_id)]].predict_proba_one(x)
 
